@@ -1,0 +1,50 @@
+# ifm_eval — the evaluation pipeline as a Snakemake DAG.
+#
+# Entry point only: validate the config, include the rule files, define the targets.
+# Every rule is thin: it calls `ifm-eval <stage>` (the installed package's CLI) and lists the
+# implementing modules among its inputs, so that a code change reruns exactly those jobs.
+# All logic lives in src/ifm_eval/ (importable, unit-tested).
+
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.14.8")
+
+import ifm_eval
+from ifm_eval import paths as P
+from ifm_eval.config import validate_config
+from ifm_eval.workflow_support import (
+    estimate_outputs,
+    effective_config_file,
+    model_names,
+    module_files,
+)
+
+
+configfile: "config.yaml"
+
+
+# Validated copy (defaults filled). A bad key stops here with a message naming it.
+CFG = validate_config(config)
+# The stage CLIs read the same effective config (incl. any --config overrides) from this
+# file; it is rewritten only when its content changes, so re-parsing (SLURM) is a no-op.
+CONFIG_FILE = effective_config_file(CFG)
+SYNTHETIC = CFG["data"]["source"] == "synthetic"
+MODELS = model_names(CFG)
+LOGS = Path("logs")
+ENV = str(Path(workflow.basedir) / "workflow" / "envs" / "ifm_eval.yaml")
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/estimate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        P.processed_path(CFG, "panel"),
+        P.processed_path(CFG, "data_dictionary"),
+        P.processed_path(CFG, "lineage"),
+        P.processed_path(CFG, "data_quality"),
+        estimate_outputs(CFG),

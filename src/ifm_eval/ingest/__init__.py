@@ -1,0 +1,1 @@
+"""Readers for the raw inputs (administrative files, surveys) and key repair."""

@@ -1,0 +1,29 @@
+# Estimation: one job per model specification (the spec name is the wildcard; the spec
+# itself reaches the job through params, so editing one spec reruns only that job).
+
+
+wildcard_constraints:
+    model="|".join(MODELS) if MODELS else "NO_MODELS",
+
+
+rule estimate:
+    input:
+        panel=P.processed_path(CFG, "panel"),
+        code=module_files("estimators"),
+    output:
+        tidy=P.results_dir(CFG) / "estimates" / "{model}.parquet",
+        meta=P.results_dir(CFG) / "estimates" / "{model}.json",
+    params:
+        config=CONFIG_FILE,
+        spec=lambda wc: MODELS[wc.model],
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        ENV
+    log:
+        LOGS / "estimate" / "{model}.log",
+    benchmark:
+        LOGS / "bench" / "estimate" / "{model}.tsv"
+    shell:
+        "ifm-eval estimate --config {params.config} --model {wildcards.model} > {log} 2>&1"
