@@ -38,6 +38,7 @@ ENV = str(Path(workflow.basedir) / "workflow" / "envs" / "ifm_eval.yaml")
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/estimate.smk"
+include: "workflow/rules/outputs.smk"
 
 
 rule all:
@@ -48,3 +49,4 @@ rule all:
         P.processed_path(CFG, "lineage"),
         P.processed_path(CFG, "data_quality"),
         estimate_outputs(CFG),
+        OUTPUT_TARGETS,

@@ -18,8 +18,10 @@ STAGE_MODULES = (
     "ifm_eval.reference",
     "ifm_eval.synth.cli",
     "ifm_eval.ingest.cli",
+    "ifm_eval.ingest.surveys",
     "ifm_eval.panel_cli",
     "ifm_eval.estimators.cli",
+    "ifm_eval.outputs.cli",
 )
 
 

@@ -2,8 +2,9 @@
 
 A step appends :class:`LineageRecord` rows (rows in, rows out, reason); stages write them
 as ``<processed>/lineage/<stage>.csv`` and the panel stage concatenates them into one
-lineage table. ``rows_in - rows_out`` must always be explained by the records' ``n``
-entries for that step; :meth:`Lineage.check_balanced` enforces it.
+lineage table. A record whose ``n_affected`` is smaller than ``|rows_in - rows_out|`` would
+hide rows; :meth:`Lineage.check_balanced` rejects such records and :meth:`Lineage.write`
+calls it.
 """
 
 from __future__ import annotations
@@ -52,10 +53,20 @@ class Lineage:
                           int(n_affected), action, reason)
         )
 
+    def check_balanced(self) -> None:
+        """Raise if a record changes the row count by more than it says it affected."""
+        for r in self.records:
+            if abs(r.rows_in - r.rows_out) > r.n_affected:
+                raise ValueError(
+                    f"lineage {r.stage}/{r.source}/{r.step}: rows {r.rows_in} -> {r.rows_out} "
+                    f"but only {r.n_affected} accounted for ({r.reason})"
+                )
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(r) for r in self.records], columns=COLUMNS)
 
     def write(self, path: str | Path) -> None:
+        self.check_balanced()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.frame().to_csv(path, index=False)

@@ -1,0 +1,178 @@
+"""Gardner (2022) two-stage difference-in-differences (``did2s``).
+
+First stage: the untreated-only two-way FE model of :mod:`.imputation` (pyfixest, absorbed
+effects, covariates only here). Second stage: the residualised outcome
+``y_it - a_i - l_t - X_it'b`` (all observations whose effects are estimable) regressed,
+without intercept, on
+
+* the treatment indicator (``overall`` row), and separately on
+* relative-period dummies for ``e`` in the event window except the reference
+  ``-1 - anticipation`` (``event_time`` rows; never-treated units and the reference period
+  form the omitted category; treated observations outside the window are left out of the
+  second stage rather than binned).
+
+Standard errors: the GMM (stacked-moment) correction of Gardner (2022) as in R ``did2s``,
+``V = (X2'X2)^-1 [sum_c psi_c psi_c'] (X2'X2)^-1`` with
+``psi_c = X2_c' e2_c - (X2'X1)(X10'X10)^-1 X10_c' e1_c`` (``X1`` the first-stage design on
+the second-stage sample, ``X10`` its untreated rows), clustered, no small-sample factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ifm_eval.estimators.imputation import FirstStage, first_stage
+from ifm_eval.estimators.results import EstimateResult, normal_inference
+from ifm_eval.estimators.twfe import CL, REL, UNIT, D, W, default_window, prepare_panel
+
+
+def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int):
+    """Second stage on disjoint dummies: coefficients and GMM-corrected covariance.
+
+    ``codes`` (over all rows) gives each row's regressor (0..k-1) or -1 (omitted).
+    """
+    df = fs.df
+    w = df[W].to_numpy(float)
+    ytil = fs.resid
+    rows = np.flatnonzero(sample)
+    c = codes[rows]
+    inreg = c >= 0
+    ws = w[rows]
+    # X2'W X2 is diagonal (disjoint dummies)
+    diag = np.bincount(c[inreg], weights=ws[inreg], minlength=k)
+    num = np.bincount(c[inreg], weights=(ws * ytil[rows])[inreg], minlength=k)
+    gamma = np.divide(num, diag, out=np.full(k, np.nan), where=diag > 0)
+    fitted = np.where(inreg, gamma[np.where(inreg, c, 0)], 0.0)
+    e2 = ytil[rows] - fitted
+    n = len(rows)
+    X2 = sp.csr_matrix((np.ones(inreg.sum()), (np.flatnonzero(inreg), c[inreg])), shape=(n, k))
+    # Gamma = (X10' W X10)^-1 (X1' W X2): p x k, via the first-stage solver
+    Zu, Zr = fs.z_rows(sample)
+    WX2 = sp.diags(ws) @ X2
+    gu, gr = fs.solver.solve((Zu.T @ WX2).toarray(), (Zr.T @ WX2).toarray())
+    u0 = fs.untreated[rows]
+    Zu0, Zr0 = Zu[u0], Zr[u0]
+    proj = np.asarray(Zu0 @ gu + Zr0 @ gr)  # n0 x k
+    e1 = fs.resid[rows][u0]
+    ccode, ncl = pd.factorize(df[CL].to_numpy()[rows])
+    ncl = len(ncl)
+    psi = np.zeros((ncl, k))
+    s2 = ws * e2
+    for j in range(k):
+        m = c == j
+        psi[:, j] = np.bincount(ccode[m], weights=s2[m], minlength=ncl)
+    psi -= (
+        np.stack(
+            [
+                np.bincount(ccode[u0], weights=ws[u0] * e1 * proj[:, j], minlength=ncl)
+                for j in range(k)
+            ],
+            axis=1,
+        )
+        if k
+        else 0.0
+    )
+    binv = np.divide(1.0, diag, out=np.zeros(k), where=diag > 0)
+    meat = psi.T @ psi
+    V = binv[:, None] * meat * binv[None, :]
+    n_units = int(pd.unique(df[UNIT].to_numpy()[rows]).size)
+    return gamma, V, n, n_units, ncl
+
+
+def gardner(
+    data: pd.DataFrame,
+    outcome: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    covariates: Sequence[str] | None = None,
+    anticipation: int = 0,
+    event_window: tuple[int, int] | None = None,
+    weights: str | None = None,
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    covariate_trends: bool = True,
+) -> EstimateResult:
+    """Two-stage DiD (see module docstring): ``overall`` and ``event_time`` rows."""
+    panel = prepare_panel(
+        data,
+        outcome,
+        unit,
+        time,
+        cohort,
+        covariates,
+        weights,
+        cluster,
+        anticipation,
+        covariate_trends,
+    )
+    fs = first_stage(panel)
+    df = fs.df
+    ok = fs.imputable
+    # static second stage
+    dcode = np.where(df[D].to_numpy() == 1, 0, -1)
+    g_s, V_s, n_s, nu_s, ncl_s = _second_stage(fs, ok, dcode, 1)
+    # event-study second stage
+    ref = -1 - anticipation
+    window = (
+        tuple(int(v) for v in event_window) if event_window is not None else default_window(panel)
+    )
+    if not window[0] <= ref <= window[1]:
+        raise ValueError(f"event window {window} must contain the reference period {ref}")
+    rel = df[REL].to_numpy()
+    periods = [e for e in range(window[0], window[1] + 1) if e != ref]
+    inwin = np.isfinite(rel) & (rel >= window[0]) & (rel <= window[1])
+    sample = ok & (~np.isfinite(rel) | inwin)
+    pos = {e: i for i, e in enumerate(periods)}
+    ecode = np.array([pos.get(int(r), -1) if np.isfinite(r) else -1 for r in rel])
+    g_e, V_e, n_e, nu_e, ncl_e = _second_stage(fs, sample, ecode, len(periods))
+    se_e = np.sqrt(np.clip(np.diag(V_e), 0, None))
+    have = np.isfinite(g_e)
+    es = pd.DataFrame(
+        {
+            "kind": "event_time",
+            "term": [f"e{e:+d}" for e in periods],
+            "event_time": periods,
+            "estimate": g_e,
+            "se": se_e,
+        }
+    )[have]
+    ov = pd.DataFrame(
+        {
+            "kind": ["overall"],
+            "term": ["att"],
+            "estimate": [g_s[0]],
+            "se": [float(np.sqrt(max(V_s[0, 0], 0)))],
+        }
+    )
+    ref_row = pd.DataFrame(
+        {"kind": ["event_time"], "term": ["reference"], "event_time": [ref], "estimate": [0.0]}
+    )
+    table = pd.concat([ov, es, ref_row], ignore_index=True)
+    table = table.sort_values(["kind", "event_time"], kind="stable", ignore_index=True)
+    table = table.assign(**normal_inference(table["estimate"], table["se"], alpha))
+    table.loc[table["term"] == "reference", ["ci_low", "ci_high"]] = np.nan
+    hv = [e for e, h in zip(periods, have, strict=False) if h]
+    idx = np.flatnonzero(have)
+    vcov = pd.DataFrame(V_e[np.ix_(idx, idx)], index=hv, columns=hv)
+    warns = fs.warnings
+    n_out = int((ok & ~sample).sum())
+    if n_out:
+        warns.append(
+            f"event study: {n_out} treated observation(s) outside the window "
+            f"{list(window)} left out of the second stage"
+        )
+    return EstimateResult(
+        "gardner",
+        table,
+        nu_s,
+        n_s,
+        ncl_s,
+        warns,
+        info={"window": list(window), "reference": ref, "n_obs_event_study": n_e},
+        vcov=vcov,
+    )

@@ -1,0 +1,406 @@
+"""Borusyak, Jaravel & Spiess (2024) imputation estimator.
+
+1. Fit ``y_it = a_i + l_t (+ X_it'b) + e_it`` on the untreated observations only
+   (``D_it = 0``: never-treated and not-yet-treated, with anticipation) by pyfixest
+   ``feols`` with absorbed effects and no singleton removal (a unit with a single
+   untreated period is fine: its effect is fitted exactly).
+2. Impute ``Y_it(0)`` for every treated observation from the fitted effects (recovered
+   exactly by solving the sparse normal equations, see :class:`FESolver`) and average
+   ``tau_it = Y_it - Y_it(0)`` by event time, cohort, calendar time and overall.
+3. Standard errors: the conservative clustered variance of BJS (2024) Theorem 3,
+   ``sum_c (sum_{it in c} v_it eps~_it)^2``, with the implied weights ``v_it`` of the
+   untreated observations ``v_0 = -Omega_0 Z_0 (Z_0' Omega_0 Z_0)^{-1} Z_1' w_1`` and the
+   auxiliary residuals of eq. (8) with a cohort x event-time partition: ``eps~ = tau_it -
+   tau~_g`` with ``tau~_g = sum_c a_cg b_cg / sum_c a_cg^2`` (``a_cg = sum v``, ``b_cg = sum v
+   tau``, sums within cluster ``c`` and group ``g``); no leave-one-out correction.
+
+Treated observations whose unit or period has no untreated observation (or whose unit and
+period are in different connected components of the untreated unit-period graph) cannot be
+imputed: they get weight zero and are reported (count, cohorts) in the warnings.
+
+No dense dummy matrix is built: the normal equations are solved by eliminating the unit
+block (diagonal) and a pseudo-inverse of the Schur complement of periods + covariates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ifm_eval.estimators.results import EstimateResult, normal_inference
+from ifm_eval.estimators.twfe import (
+    CL,
+    COHORT,
+    REL,
+    TIME,
+    UNIT,
+    D,
+    Panel,
+    W,
+    Y,
+    fit_feols,
+    prepare_panel,
+)
+
+
+class FESolver:
+    """Solve ``(Z' Om Z) x = B`` for ``Z = [unit dummies | period dummies | X]`` (sparse).
+
+    The unit block is diagonal and eliminated; the (periods + covariates) Schur complement
+    is pseudo-inverted (it is singular by construction). ``Z x`` is unique whenever ``B`` is
+    in the row space of ``Z``, which is all that is used here.
+    """
+
+    def __init__(
+        self,
+        ucode: np.ndarray,
+        n_units: int,
+        tcode: np.ndarray,
+        n_times: int,
+        X: np.ndarray | None,
+        w: np.ndarray,
+        rtol: float = 1e-11,
+    ):
+        self.nu, self.nt = n_units, n_times
+        self.k = 0 if X is None else X.shape[1]
+        n = len(ucode)
+        self.Zu = sp.csr_matrix((np.ones(n), (np.arange(n), ucode)), shape=(n, n_units))
+        Zt = sp.csr_matrix((np.ones(n), (np.arange(n), tcode)), shape=(n, n_times))
+        self.Zr = sp.hstack([Zt, sp.csr_matrix(X)]).tocsr() if self.k else Zt
+        self.w = w
+        Wd = sp.diags(w)
+        du = np.asarray((self.Zu.T @ Wd @ self.Zu).diagonal()).ravel()
+        self.du_inv = np.divide(1.0, du, out=np.zeros_like(du), where=du > 0)
+        self.Bur = (self.Zu.T @ Wd @ self.Zr).toarray()  # nu x (nt + k)
+        C = (self.Zr.T @ Wd @ self.Zr).toarray()
+        S = C - self.Bur.T @ (self.du_inv[:, None] * self.Bur)
+        S = (S + S.T) / 2
+        lam, Q = np.linalg.eigh(S)
+        keep = lam > rtol * max(lam.max(), 1.0)
+        self.S_pinv = (Q[:, keep] / lam[keep]) @ Q[:, keep].T
+        self.rank_deficiency = int((~keep).sum())
+
+    def solve(self, bu: np.ndarray, br: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (x_units, x_rest) for right-hand sides split into unit / rest rows."""
+        xr = self.S_pinv @ (br - self.Bur.T @ (self.du_inv[:, None] * bu))
+        xu = self.du_inv[:, None] * (bu - self.Bur @ xr)
+        return xu, xr
+
+
+@dataclass
+class FirstStage:
+    """Untreated-only two-way FE fit and the imputed untreated outcomes."""
+
+    panel: Panel
+    df: pd.DataFrame  # prepared frame (all observations)
+    untreated: np.ndarray  # bool mask of Omega_0
+    imputable: np.ndarray  # bool mask: Omega_0 or treated with both effects estimable
+    y0hat: np.ndarray  # fitted/imputed Y(0) (NaN where not imputable)
+    resid: np.ndarray  # y - y0hat
+    covariates: list[str]  # kept (non-collinear) internal covariate names
+    beta: np.ndarray
+    ucode: np.ndarray
+    tcode: np.ndarray
+    n_u: int
+    n_t: int
+    solver: FESolver  # on Omega_0 with kept covariates
+    warnings: list[str] = field(default_factory=list)
+
+    def z_rows(self, mask: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """Sparse unit block and (periods + covariates) block of ``Z`` for rows in mask."""
+        idx = np.flatnonzero(mask)
+        n = len(idx)
+        Zu = sp.csr_matrix((np.ones(n), (np.arange(n), self.ucode[idx])), shape=(n, self.n_u))
+        Zt = sp.csr_matrix((np.ones(n), (np.arange(n), self.tcode[idx])), shape=(n, self.n_t))
+        if self.covariates:
+            X = self.df[self.covariates].to_numpy(float)[idx]
+            Zt = sp.hstack([Zt, sp.csr_matrix(X)]).tocsr()
+        return Zu, Zt
+
+
+def first_stage(panel: Panel) -> FirstStage:
+    df = panel.df
+    warns = panel.warnings
+    untreated = df[D].to_numpy() == 0
+    if untreated.sum() == 0:
+        raise ValueError("no untreated observations to fit the untreated-outcome model")
+    d0 = df.loc[untreated]
+    fit = fit_feols(panel, d0, panel.covariates)
+    coef = fit.coef() if panel.covariates else pd.Series(dtype=float)
+    kept = [c for c in panel.covariates if c in coef.index]
+    if len(kept) < len(panel.covariates):
+        dropped = [
+            n
+            for c, n in zip(panel.covariates, panel.covariate_names, strict=False)
+            if c not in kept
+        ]
+        warns.append(f"covariate(s) {dropped} collinear with the fixed effects; dropped")
+    beta = coef[kept].to_numpy() if kept else np.zeros(0)
+    ucat = pd.Categorical(df[UNIT])
+    tcat = pd.Categorical(df[TIME])
+    ucode, tcode = ucat.codes.astype(np.int64), tcat.codes.astype(np.int64)
+    n_u, n_t = len(ucat.categories), len(tcat.categories)
+    w = df[W].to_numpy(float)
+    X = df[kept].to_numpy(float) if kept else None
+    y = df[Y].to_numpy(float)
+    xb = X @ beta if kept else np.zeros(len(df))
+    # recover the unit and period effects exactly (FE-only normal equations on y - Xb)
+    fe = FESolver(ucode[untreated], n_u, tcode[untreated], n_t, None, w[untreated])
+    r0 = (y - xb)[untreated] * w[untreated]
+    bu = np.bincount(ucode[untreated], weights=r0, minlength=n_u)[:, None]
+    bt = np.bincount(tcode[untreated], weights=r0, minlength=n_t)[:, None]
+    a, lam = fe.solve(bu, bt)
+    has_u = np.bincount(ucode[untreated], minlength=n_u) > 0
+    has_t = np.bincount(tcode[untreated], minlength=n_t) > 0
+    # unit and period effects are comparable only within a connected component of the
+    # unit-period graph of untreated observations
+    from scipy.sparse.csgraph import connected_components
+
+    graph = sp.coo_matrix(
+        (np.ones(int(untreated.sum())), (ucode[untreated], n_u + tcode[untreated])),
+        shape=(n_u + n_t, n_u + n_t),
+    )
+    n_comp, lab = connected_components(graph, directed=False)
+    imputable = has_u[ucode] & has_t[tcode] & (lab[ucode] == lab[n_u + tcode])
+    if n_comp > 1 + int((~has_u).sum() + (~has_t).sum()):
+        warns.append(
+            "the untreated observations form several disconnected unit-period "
+            "groups; treated observations are imputed only within their group"
+        )
+    y0hat = np.where(imputable, a[ucode, 0] + lam[tcode, 0] + xb, np.nan)
+    resid = y - y0hat
+    # check against pyfixest's own residuals on Omega_0
+    gap = float(np.max(np.abs(resid[untreated] - np.asarray(fit.resid()))))
+    if gap > 1e-6 * max(1.0, float(np.nanstd(y))):
+        warns.append(f"first-stage residuals differ from pyfixest by {gap:.2e}")
+    treated = ~untreated
+    lost = treated & ~imputable
+    if lost.any():
+        cohorts = sorted(int(g) for g in df.loc[lost, COHORT].unique())
+        warns.append(
+            f"{int(lost.sum())} treated observation(s) cannot be imputed (their unit or period "
+            f"has no untreated observation); excluded. Cohorts affected: {cohorts}"
+        )
+    solver = FESolver(
+        ucode[untreated], n_u, tcode[untreated], n_t, X[untreated] if kept else None, w[untreated]
+    )
+    return FirstStage(
+        panel,
+        df,
+        untreated,
+        imputable,
+        y0hat,
+        resid,
+        kept,
+        beta,
+        ucode,
+        tcode,
+        n_u,
+        n_t,
+        solver,
+        warns,
+    )
+
+
+def _targets(fs: FirstStage, window: tuple[int, int] | None, anticipation: int):
+    """Estimand definitions: list of (kind, key, mask over treated imputable rows)."""
+    df = fs.df
+    t1 = (~fs.untreated) & fs.imputable
+    rel = df[REL].to_numpy()
+    out: list[tuple[str, int | None, np.ndarray]] = []
+    lo, hi = (-anticipation, int(np.nanmax(rel[t1]))) if window is None else window
+    lo = max(lo, -anticipation)
+    post = t1 & (rel >= 0) & (rel <= hi)
+    out.append(("overall", None, post))
+    for e in sorted({int(v) for v in rel[t1]}):
+        if lo <= e <= hi:
+            out.append(("event_time", e, t1 & (rel == e)))
+    g = df[COHORT].to_numpy()
+    for c in sorted({int(v) for v in g[post]}):
+        out.append(("group", c, post & (g == c)))
+    tt = df[TIME].to_numpy()
+    for t in sorted({int(v) for v in tt[post]}):
+        out.append(("calendar", t, post & (tt == t)))
+    return out
+
+
+def bjs_variance(fs: FirstStage, W1: np.ndarray) -> np.ndarray:
+    """Cluster-level influence sums ``psi`` (n_clusters x m) for estimand weights ``W1``.
+
+    ``W1`` (n x m) holds the weights on treated imputable rows (zero elsewhere), each
+    column summing to one. ``Var = psi' psi`` (conservative, BJS 2024 Theorem 3).
+    """
+    df = fs.df
+    u0 = fs.untreated
+    w = df[W].to_numpy(float)
+    t1 = (~u0) & fs.imputable
+    # v for untreated rows: -Om0 Z0 (Z0'Om0 Z0)^{-1} Z1' w1
+    Zu1, Zr1 = fs.z_rows(t1)
+    B = W1[t1]
+    xu, xr = fs.solver.solve(np.asarray(Zu1.T @ B), np.asarray(Zr1.T @ B))
+    Zu0, Zr0 = fs.z_rows(u0)
+    v0 = -(w[u0][:, None]) * (Zu0 @ xu + Zr0 @ xr)
+    ccode, ncl = pd.factorize(df[CL])
+    ncl = len(ncl)
+    cl0, cl1 = ccode[u0], ccode[t1]
+    eps0 = fs.resid[u0]
+    tau = fs.resid[t1]
+    gcode = pd.factorize(pd.MultiIndex.from_arrays([df.loc[t1, COHORT], df.loc[t1, REL]]))[0]
+    ng = gcode.max() + 1 if len(gcode) else 0
+    cg = cl1 * max(ng, 1) + gcode
+    psi = np.empty((ncl, W1.shape[1]))
+    for j in range(W1.shape[1]):
+        v1 = B[:, j]
+        a = np.bincount(cg, weights=v1, minlength=ncl * ng)
+        b = np.bincount(cg, weights=v1 * tau, minlength=ncl * ng)
+        num = np.bincount(np.arange(ncl * ng) % ng, weights=a * b, minlength=ng)
+        den = np.bincount(np.arange(ncl * ng) % ng, weights=a * a, minlength=ng)
+        ttilde = np.divide(num, den, out=np.zeros(ng), where=den > 1e-300)
+        e1 = tau - ttilde[gcode]
+        psi[:, j] = np.bincount(cl1, weights=v1 * e1, minlength=ncl) + np.bincount(
+            cl0, weights=v0[:, j] * eps0, minlength=ncl
+        )
+    return psi
+
+
+def _pretrend_rows(
+    panel: Panel, fs: FirstStage, lo: int, hi: int, alpha: float
+) -> pd.DataFrame | None:
+    """BJS Test 1: lead coefficients on the untreated observations (see ``imputation``)."""
+    d0 = fs.df.loc[fs.untreated].copy()
+    rel = d0[REL]
+    names, leads = [], []
+    for e in range(lo, hi + 1):
+        col = f"_lead_m{-e}"
+        ind = (rel == e).astype(float)
+        if ind.any():
+            d0[col] = ind
+            names.append(col)
+            leads.append(e)
+    if not names:
+        return None
+    fit = fit_feols(panel, d0, [*names, *fs.covariates])
+    coef, se = fit.coef(), fit.se()
+    got = [(n, e) for n, e in zip(names, leads, strict=True) if n in coef.index]
+    rows = pd.DataFrame(
+        {
+            "kind": "event_time",
+            "term": [f"pre{e:+d}" for _, e in got],
+            "event_time": [e for _, e in got],
+            "estimate": [coef[n] for n, _ in got],
+            "se": [se[n] for n, _ in got],
+        }
+    )
+    return rows.assign(**normal_inference(rows["estimate"], rows["se"], alpha))
+
+
+def imputation(
+    data: pd.DataFrame,
+    outcome: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    covariates: Sequence[str] | None = None,
+    anticipation: int = 0,
+    event_window: tuple[int, int] | None = None,
+    weights: str | None = None,
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    covariate_trends: bool = True,
+    pretrends: bool = True,
+) -> EstimateResult:
+    """BJS imputation estimator (see module docstring).
+
+    Returns ``overall`` (treated observations with ``0 <= e <= max(window)``),
+    ``event_time`` (each horizon ``-anticipation <= e`` in the window), ``group`` and
+    ``calendar`` rows; averages weight the treated observations equally (or by
+    ``weights``). ``.vcov`` is the covariance of these event-time rows.
+
+    With ``pretrends`` (and an event window reaching below ``-1 - anticipation``), the
+    pre-period ``event_time`` rows (term ``pre-k``) are BJS's separate pre-trend test
+    (their Test 1, as ``did_imputation, pretrends()``): a pyfixest regression on the
+    untreated observations only of the outcome on lead indicators for ``e`` in
+    ``[window min, -1 - anticipation]`` with unit and time effects (and covariates),
+    clustered; the omitted category is untreated observations further from treatment.
+    They are not imputation estimates and are not in ``.vcov``.
+    """
+    panel = prepare_panel(
+        data,
+        outcome,
+        unit,
+        time,
+        cohort,
+        covariates,
+        weights,
+        cluster,
+        anticipation,
+        covariate_trends,
+    )
+    fs = first_stage(panel)
+    window = tuple(int(v) for v in event_window) if event_window is not None else None
+    targets = _targets(fs, window, anticipation)
+    w = fs.df[W].to_numpy(float)
+    W1 = np.zeros((len(fs.df), len(targets)))
+    for j, (_, _, m) in enumerate(targets):
+        if m.any():
+            W1[m, j] = w[m] / w[m].sum()
+    est = np.nansum(W1 * np.nan_to_num(fs.resid)[:, None], axis=0)
+    psi = bjs_variance(fs, W1)
+    V = psi.T @ psi
+    se = np.sqrt(np.clip(np.diag(V), 0, None))
+    kinds = [k for k, _, _ in targets]
+    keys = [key for _, key, _ in targets]
+    table = pd.DataFrame(
+        {
+            "kind": kinds,
+            "estimate": est,
+            "se": se,
+            "n_obs_cell": [int(m.sum()) for *_, m in targets],
+        }
+    )
+    table["event_time"] = [
+        k if kd == "event_time" else None for kd, k in zip(kinds, keys, strict=False)
+    ]
+    table["cohort"] = [k if kd == "group" else None for kd, k in zip(kinds, keys, strict=False)]
+    table["time"] = [k if kd == "calendar" else None for kd, k in zip(kinds, keys, strict=False)]
+    table["term"] = [
+        "att"
+        if kd == "overall"
+        else f"e{k:+d}"
+        if kd == "event_time"
+        else f"g{k}"
+        if kd == "group"
+        else f"t{k}"
+        for kd, k in zip(kinds, keys, strict=False)
+    ]
+    table = table.assign(**normal_inference(table["estimate"], table["se"], alpha))
+    es = [j for j, kd in enumerate(kinds) if kd == "event_time"]
+    ev = [keys[j] for j in es]
+    vcov = pd.DataFrame(V[np.ix_(es, es)], index=ev, columns=ev)
+    if pretrends and window is not None and window[0] <= -1 - anticipation:
+        pre = _pretrend_rows(panel, fs, window[0], -1 - anticipation, alpha)
+        if pre is not None:
+            table = pd.concat([pre, table], ignore_index=True)
+    n_used = int((fs.imputable).sum())
+    return EstimateResult(
+        "imputation",
+        table.drop(columns="n_obs_cell"),
+        panel.n_units,
+        n_used,
+        panel.n_clusters,
+        fs.warnings,
+        info={
+            "n_untreated": int(fs.untreated.sum()),
+            "n_treated_imputed": int(((~fs.untreated) & fs.imputable).sum()),
+            "n_treated_not_imputable": int(((~fs.untreated) & ~fs.imputable).sum()),
+            "covariates_kept": [
+                panel.covariate_names[panel.covariates.index(c)] for c in fs.covariates
+            ],
+            "beta": fs.beta.tolist(),
+        },
+        vcov=vcov,
+    )

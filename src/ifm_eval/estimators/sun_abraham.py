@@ -1,0 +1,316 @@
+"""Sun & Abraham (2021) interaction-weighted event study.
+
+A pyfixest regression of the outcome on cohort x relative-period interactions (every
+cell of every treated cohort except the reference period ``e = -1 - anticipation``) with
+absorbed unit and time effects and optional covariates, estimated on treated cohorts
+plus a control cohort: the never-treated units when there are any, otherwise the
+last-treated cohort, in which case every period from the last cohort's treatment
+(minus anticipation) onwards is dropped. The cohort-specific effects ``delta_{g,e}`` are
+aggregated to event-time effects with cohort-share weights ``w_{g,e}`` (the share of
+cohort ``g`` among the treated observations at relative period ``e``, treated as fixed);
+the covariance of the aggregated coefficients is ``W V W'`` with ``V`` the full
+cluster-robust covariance of the interactions (as in fixest's ``sunab`` aggregation).
+
+With an ``event_window`` the treated cohorts' observations outside the window are
+dropped from the regression (not binned: binning cohort-specific tails into one dummy
+would contaminate the other coefficients when effects vary inside the bin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ifm_eval.estimators.results import EstimateResult, normal_inference
+from ifm_eval.estimators.twfe import CL, COHORT, REL, TIME, UNIT, W, Y, fit_feols, prepare_panel
+
+#: Refuse to build an interaction matrix larger than this many cells (float64).
+MAX_DENSE_CELLS = 250_000_000
+
+
+def _control_cohort(
+    df: pd.DataFrame, cohorts: list[int], anticipation: int, min_coverage: float
+) -> tuple[int, list[int]]:
+    """Latest cohort whose (and later cohorts') units cover ``min_coverage`` of the
+    unit-periods before its start; returns it and the later cohorts passed over."""
+    periods = np.sort(df[TIME].unique())
+    for i in range(len(cohorts) - 1, 0, -1):
+        g = cohorts[i]
+        cut = g - anticipation
+        units = df.loc[df[COHORT] >= g, UNIT].nunique()
+        n_pre = int((periods < cut).sum())
+        obs = int(((df[COHORT] >= g) & (df[TIME] < cut)).sum())
+        if units and n_pre and obs / (units * n_pre) >= min_coverage:
+            return g, cohorts[i + 1 :]
+    return cohorts[-1], []
+
+
+def _identified_sample(df: pd.DataFrame, ref: int) -> tuple[pd.DataFrame, str | None]:
+    """Keep the part of the sample in which every time effect and cell is identified.
+
+    Time effects are pinned only by "anchor" observations (control units and treated
+    units at the reference period); every other observation sits in its own cohort x
+    period cell. Periods and units are identified relative to each other only within a
+    connected component of the unit-period graph of anchor observations. Observations in
+    periods or of units outside the largest component are dropped (otherwise the solver
+    would drop an arbitrary collinear interaction and re-normalise a whole cohort).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n0 = len(df)
+    for _ in range(20):
+        anchor = ((df[COHORT] == 0) | (df[REL] == ref)).to_numpy()
+        ucodes, uniq_u = pd.factorize(df[UNIT])
+        tcodes, uniq_t = pd.factorize(df[TIME])
+        nu, nt = len(uniq_u), len(uniq_t)
+        a_u, a_t = ucodes[anchor], tcodes[anchor]
+        graph = coo_matrix((np.ones(len(a_u)), (a_u, nu + a_t)), shape=(nu + nt, nu + nt))
+        _, lab = connected_components(graph, directed=False)
+        comp_t = lab[nu:]
+        anchored_t = np.zeros(nt, dtype=bool)
+        anchored_t[np.unique(a_t)] = True
+        sizes = np.bincount(comp_t[anchored_t], minlength=lab.max() + 1)
+        main = int(np.argmax(sizes))
+        ok_t = (comp_t == main) & anchored_t
+        has_anchor_u = np.zeros(nu, dtype=bool)
+        has_anchor_u[np.unique(a_u)] = True
+        ok_u = ~has_anchor_u | (lab[:nu] == main)  # units without anchors are harmless
+        keep = ok_t[tcodes] & ok_u[ucodes]
+        if keep.all():
+            break
+        df = df[keep]
+    n_drop = n0 - len(df)
+    msg = None
+    if n_drop:
+        msg = (
+            f"dropped {n_drop} observation(s) whose period or unit is not linked to the "
+            "rest by control / reference-period observations (effects not identified)"
+        )
+    return df, msg
+
+
+def sun_abraham(
+    data: pd.DataFrame,
+    outcome: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    covariates: Sequence[str] | None = None,
+    control_group: str = "auto",
+    anticipation: int = 0,
+    event_window: tuple[int, int] | None = None,
+    weights: str | None = None,
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    covariate_trends: bool = True,
+    fallback_last_treated: bool = True,
+    min_control_coverage: float = 0.5,
+) -> EstimateResult:
+    """Interaction-weighted event study (see module docstring).
+
+    ``control_group``: ``"auto"`` (never-treated if present, else last-treated),
+    ``"never_treated"`` or ``"last_treated"`` (the last cohort, plus any never-treated).
+    With ``"never_treated"`` but no never-treated unit with data, the last-treated cohort is
+    used instead (warning), unless ``fallback_last_treated=False`` (then an error).
+    The last-treated control cohort is the latest cohort whose units are observed in at
+    least ``min_control_coverage`` of the unit-periods before its start (later cohorts,
+    observed too sparsely to anchor the time effects, join it as controls).
+    Returns ``att_gt`` rows (cohort-specific ``delta_{g,e}``), ``event_time`` rows
+    (interaction-weighted, plus the reference row with estimate 0), one ``overall`` row
+    (post-period cells weighted by their numbers of treated observations) and the
+    event-time covariance matrix in ``.vcov``.
+    """
+    if control_group not in ("auto", "never_treated", "last_treated", "not_yet_treated"):
+        raise ValueError(f"unknown control_group {control_group!r} for sun_abraham")
+    panel = prepare_panel(
+        data,
+        outcome,
+        unit,
+        time,
+        cohort,
+        covariates,
+        weights,
+        cluster,
+        anticipation,
+        covariate_trends,
+    )
+    df = panel.df
+    warns = panel.warnings
+    ref = -1 - anticipation
+    has_never = bool((df[COHORT] == 0).any())
+    cohorts = sorted(int(g) for g in df[COHORT].unique() if g > 0)
+    use_last = control_group == "last_treated" or (
+        control_group in ("auto", "not_yet_treated") and not has_never
+    )
+    info: dict = {"reference": ref}
+    if control_group == "never_treated" and not has_never:
+        if not fallback_last_treated:
+            raise ValueError(
+                "sun_abraham: control_group='never_treated' but no never-treated units with data"
+            )
+        use_last = True
+        warns.append(
+            "control_group never_treated: no never-treated unit with data; the "
+            "last-treated cohort serves as never-treated (as R did/csdid do)"
+        )
+    if use_last:
+        if len(cohorts) < 2:
+            raise ValueError("sun_abraham: the last-treated control needs >= 2 cohorts")
+        g_last, skipped = _control_cohort(df, cohorts, anticipation, min_control_coverage)
+        cutoff = g_last - anticipation
+        n_before = len(df)
+        df = df[df[TIME] < cutoff].copy()
+        df.loc[df[COHORT] >= g_last, [COHORT, REL]] = [0, np.nan]
+        cohorts = [g for g in cohorts if g < g_last]
+        info.update(control="last_treated", control_cohort=g_last)
+        if skipped:
+            warns.append(
+                f"later cohort(s) {skipped} have pre-treatment data in fewer than "
+                f"{min_control_coverage:.0%} of the unit-periods before their start: cohort "
+                f"{g_last} is the control cohort (later cohorts are controls too)"
+            )
+        warns.append(
+            f"control = last-treated cohort {g_last}; dropped {n_before - len(df)} "
+            f"observation(s) in periods >= {cutoff}"
+        )
+    else:
+        info.update(control="never_treated")
+    rel = df[REL]
+    if event_window is not None:
+        lo, hi = (int(v) for v in event_window)
+        if not lo <= ref <= hi:
+            raise ValueError(f"event window {(lo, hi)} must contain the reference period {ref}")
+        outside = rel.notna() & ((rel < lo) | (rel > hi))
+        if outside.any():
+            warns.append(
+                f"dropped {int(outside.sum())} treated observation(s) outside the "
+                f"event window [{lo}, {hi}]"
+            )
+            df = df[~outside]
+    # cohorts without an observation at the reference period are not identified
+    has_ref = set(df.loc[df[REL] == ref, COHORT].astype(int))
+    lost = [g for g in cohorts if g not in has_ref]
+    if lost:
+        warns.append(
+            f"cohort(s) {lost} have no observation at the reference period {ref}; "
+            "dropped (not identified)"
+        )
+        df = df[~df[COHORT].isin(lost)]
+        cohorts = [g for g in cohorts if g not in lost]
+    if not cohorts:
+        raise ValueError("sun_abraham: no identified treated cohort")
+    df, dropped = _identified_sample(df, ref)
+    if dropped:
+        warns.append(dropped)
+    df = df.reset_index(drop=True)
+    treated = (df[COHORT] > 0) & (df[REL] != ref)
+    cell = pd.MultiIndex.from_arrays(
+        [df.loc[treated, COHORT].astype(int), df.loc[treated, REL].astype(int)]
+    )
+    cells = sorted(set(cell))
+    if len(df) * len(cells) > MAX_DENSE_CELLS:
+        raise MemoryError(
+            f"sun_abraham: {len(cells)} interactions x {len(df)} rows is too large; "
+            "narrow the event window"
+        )
+    code = pd.Series(-1, index=df.index)
+    code[treated] = pd.Index(cells).get_indexer(cell)
+    names = [f"_c{k}" for k in range(len(cells))]
+    mat = np.zeros((len(df), len(cells)))
+    rows_t = np.flatnonzero(treated.to_numpy())
+    mat[rows_t, code.to_numpy()[rows_t]] = 1.0
+    keep_cols = [Y, UNIT, TIME, CL, W, *panel.covariates]
+    X = pd.concat([df[keep_cols], pd.DataFrame(mat, columns=names, index=df.index)], axis=1)
+    del mat
+    fit = fit_feols(panel, X, [*names, *panel.covariates], lean=True)
+    del X
+    coef = fit.coef()
+    vfull = np.atleast_2d(np.asarray(fit._vcov))
+    kept = [n for n in names if n in coef.index]
+    if len(kept) < len(names):
+        warns.append(f"{len(names) - len(kept)} interaction(s) dropped as collinear")
+    pos = {n: i for i, n in enumerate(coef.index)}
+    cell_of = dict(zip(names, cells, strict=False))
+    kcells = [cell_of[n] for n in kept]
+    idx = [pos[n] for n in kept]
+    delta = coef[kept].to_numpy()
+    V = vfull[np.ix_(idx, idx)]
+    se_delta = np.sqrt(np.clip(np.diag(V), 0, None))
+    # cohort shares among treated observations at each relative period
+    mass = (
+        df.loc[treated].groupby([COHORT, REL])[W].sum()
+        if panel.weighted
+        else df.loc[treated].groupby([COHORT, REL]).size()
+    )
+    n_ge = np.array([float(mass.get((g, e), 0.0)) for g, e in kcells])
+    e_of = np.array([e for _, e in kcells])
+    events = sorted(set(e_of.tolist()))
+    Wm = np.zeros((len(events), len(kcells)))
+    for i, e in enumerate(events):
+        sel = e_of == e
+        Wm[i, sel] = n_ge[sel] / n_ge[sel].sum()
+    beta = Wm @ delta
+    Vb = Wm @ V @ Wm.T
+    se_b = np.sqrt(np.clip(np.diag(Vb), 0, None))
+    post = e_of >= 0
+    wo = np.where(post, n_ge, 0.0)
+    overall = overall_se = np.nan
+    if wo.sum() > 0:
+        wo = wo / wo.sum()
+        overall = float(wo @ delta)
+        overall_se = float(np.sqrt(max(wo @ V @ wo, 0.0)))
+    att = pd.DataFrame(
+        {
+            "kind": "att_gt",
+            "term": [f"g{g}_e{e:+d}" for g, e in kcells],
+            "cohort": [g for g, _ in kcells],
+            "time": [g + e for g, e in kcells],
+            "event_time": e_of,
+            "estimate": delta,
+            "se": se_delta,
+        }
+    )
+    es = pd.DataFrame(
+        {
+            "kind": "event_time",
+            "term": [f"e{e:+d}" for e in events],
+            "event_time": events,
+            "estimate": beta,
+            "se": se_b,
+        }
+    )
+    ref_row = pd.DataFrame(
+        {"kind": ["event_time"], "term": ["reference"], "event_time": [ref], "estimate": [0.0]}
+    )
+    ov = pd.DataFrame(
+        {"kind": ["overall"], "term": ["att"], "estimate": [overall], "se": [overall_se]}
+    )
+    table = pd.concat([ov, es, ref_row, att], ignore_index=True)
+    table = table.sort_values(["kind", "event_time", "cohort"], kind="stable", ignore_index=True)
+    table = table.assign(**normal_inference(table["estimate"], table["se"], alpha))
+    table.loc[table["term"] == "reference", ["ci_low", "ci_high"]] = np.nan
+    info.update(
+        n_interactions=len(kept),
+        cohorts=cohorts,
+        weights={
+            int(e): dict(
+                zip(
+                    [int(g) for g, ee in kcells if ee == e], Wm[i, e_of == e].tolist(), strict=False
+                )
+            )
+            for i, e in enumerate(events)
+        },
+    )
+    return EstimateResult(
+        "sun_abraham",
+        table,
+        int(df[UNIT].nunique()),
+        int(fit._N),
+        int(df[CL].nunique()),
+        warns,
+        info,
+        vcov=pd.DataFrame(Vb, index=events, columns=events),
+    )

@@ -1,0 +1,369 @@
+"""Result figures: event study per outcome (all estimators overlaid, pointwise CIs and
+uniform bands, planted truth on stand-in data), robustness panel across specifications,
+cohort map, raw trends by cohort, group-time heat map. PNG + PDF, grayscale-readable.
+
+Inputs: tidy estimates ``results/estimates/*.parquet`` (+ ``.json`` metadata), the panel
+(raw trends, cohort map) and, for stand-in data, ``truth.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ifm_eval import paths as P
+from ifm_eval.outputs import style
+from ifm_eval.outputs.disclosure import min_cell, suppress_rates
+from ifm_eval.outputs.style import label
+from ifm_eval.outputs.targets import figures_dir, outcome_key, outcomes
+
+log = logging.getLogger(__name__)
+
+#: plotting order of estimators (others follow alphabetically)
+ESTIMATOR_ORDER = ["callaway_santanna", "sun_abraham", "imputation", "gardner", "twfe_dynamic", "twfe", "twfe_static"]
+#: count column of the panel behind each outcome's rate
+OUTCOME_COUNTS = {"employment": "employed", "training": "in_training", "language": "b1_holders"}
+PANEL_START = pd.Period("2015-01", "M")
+
+
+# ------------------------------------------------------------------ loading results
+
+
+def load_estimates(results_dir: str | Path) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """All tidy estimate files (one frame, column ``model`` = file stem) and their metadata."""
+    d = Path(results_dir) / "estimates"
+    frames, meta = [], {}
+    for p in sorted(d.glob("*.parquet")):
+        df = pd.read_parquet(p)
+        df["model"] = p.stem
+        frames.append(df)
+        j = p.with_suffix(".json")
+        meta[p.stem] = json.loads(j.read_text(encoding="utf-8")) if j.is_file() else {}
+    est = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["model", "spec", "estimator", "outcome", "kind", "event_time", "estimate", "se", "ci_low", "ci_high",
+                 "cband_low", "cband_high", "p", "cohort", "time", "n_units", "n_obs", "n_clusters"])
+    if len(est):
+        est["outcome_key"] = est["outcome"].astype(str).map(outcome_key)
+    else:
+        est["outcome_key"] = pd.Series(dtype=str)
+    return est, meta
+
+
+def _spec_of(meta: dict[str, Any]) -> dict[str, Any]:
+    spec = meta.get("spec", {})
+    return spec if isinstance(spec, dict) else {}
+
+
+def model_table(est: pd.DataFrame, meta: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per model: estimator, outcome and whether it is the main specification.
+
+    Main = the spec says so (``main: true`` or ``role: main``); otherwise, per (estimator,
+    outcome), the model whose name is shortest (the unvaried default of a grid).
+    """
+    if est.empty:
+        return pd.DataFrame(columns=["model", "estimator", "outcome_key", "is_main", "spec_dict"])
+    rows = est.groupby("model", sort=True).agg(estimator=("estimator", "first"), outcome=("outcome", "first"),
+                                                outcome_key=("outcome_key", "first")).reset_index()
+    rows["spec_dict"] = rows["model"].map(lambda m: _spec_of(meta.get(m, {})))
+    flagged = rows["spec_dict"].map(lambda s: bool(s.get("main")) or s.get("role") == "main")
+    # the config's main grids are named "{estimator}_{outcome}"
+    flagged |= rows["model"] == rows["estimator"].astype(str) + "_" + rows["outcome"].astype(str)
+    rows["is_main"] = flagged
+    for (_, _), grp in rows.groupby(["estimator", "outcome_key"]):
+        if not grp["is_main"].any():
+            best = sorted(grp["model"], key=lambda n: (n.startswith(("rob_", "het_", "sens_")), len(n), n))[0]
+            rows.loc[rows["model"] == best, "is_main"] = True
+        elif grp["is_main"].sum() > 1:  # keep one
+            keep = sorted(grp.loc[grp["is_main"], "model"], key=lambda n: (len(n), n))[0]
+            rows.loc[grp.index, "is_main"] = rows.loc[grp.index, "model"] == keep
+    return rows
+
+
+def _estimator_rank(name: str) -> tuple[int, str]:
+    return (ESTIMATOR_ORDER.index(name) if name in ESTIMATOR_ORDER else len(ESTIMATOR_ORDER), name)
+
+
+def truth_paths(truth: dict[str, Any] | None) -> dict[str, pd.Series]:
+    """Planted effect paths per outcome key: event time -> effect in percentage points.
+
+    Accepts the shapes ``{outcome: {event_time: value}}``, ``{outcome: [{event_time, att}]}``
+    or ``{outcome: {"event_time": [...], "att": [...]}}`` under one of the keys
+    ``att_event_time``, ``event_time_att``, ``true_att_event_time``, ``effects``, ``att``.
+    """
+    if not truth:
+        return {}
+    out: dict[str, pd.Series] = {}
+    for key in ("att_event_time", "event_time_att", "true_att_event_time", "att_by_event_time", "effects", "att"):
+        block = truth.get(key)
+        if not isinstance(block, dict):
+            continue
+        for outcome, val in block.items():
+            s = _path_from(val)
+            if s is not None and len(s):
+                out[outcome_key(outcome)] = s
+        if out:
+            return out
+    return out
+
+
+def _path_from(val: Any) -> pd.Series | None:
+    if isinstance(val, dict):
+        for sub in ("att_event_time", "event_time_att", "path", "att_pp", "att"):
+            if sub in val:
+                return _path_from(val[sub])
+        if "event_time" in val and ("att" in val or "effect" in val or "value" in val):
+            y = val.get("att", val.get("effect", val.get("value")))
+            return pd.Series(np.asarray(y, float), index=np.asarray(val["event_time"], int)).sort_index()
+        try:
+            return pd.Series({int(k): float(v) for k, v in val.items()}).sort_index()
+        except (TypeError, ValueError):
+            return None
+    if isinstance(val, list) and val and isinstance(val[0], dict):
+        df = pd.DataFrame(val)
+        ycol = next((c for c in ("att", "effect", "value", "estimate", "att_pp") if c in df), None)
+        if "event_time" in df and ycol:
+            return df.set_index("event_time")[ycol].astype(float).sort_index()
+    return None
+
+
+def load_truth(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    if not style.is_synthetic(cfg):
+        return None
+    p = P.truth_path(cfg)
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+
+
+def t_to_period(t: Any) -> pd.Period:
+    return PANEL_START + (int(t) - 1)
+
+
+# ------------------------------------------------------------------ figures
+
+
+def event_study_figure(est: pd.DataFrame, models: pd.DataFrame, outcome: str, lang: str, truth: pd.Series | None = None):
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    style.apply_style()
+    fig, ax = plt.subplots(figsize=(7.5, 5.0))
+    main = models[models["is_main"] & (models["outcome_key"] == outcome)]
+    main = main.sort_values("estimator", key=lambda s: s.map(_estimator_rank))
+    k = len(main)
+    width = 0.6
+    handles = []
+    ns = []
+    for i, row in enumerate(main.itertuples()):
+        d = est[(est["model"] == row.model) & (est["kind"] == "event_time")].sort_values("event_time")
+        if d.empty:
+            continue
+        st = style.series_style(i)
+        off = (i - (k - 1) / 2) * (width / max(k, 1))
+        x = d["event_time"].astype(float).to_numpy() + off
+        ax.vlines(x, d["cband_low"], d["cband_high"], color=st["color"], linewidth=0.7, alpha=0.9)
+        ax.vlines(x, d["ci_low"], d["ci_high"], color=st["color"], linewidth=2.2)
+        ax.plot(x, d["estimate"], color=st["color"], marker=st["marker"], markersize=3.2, linestyle=st["linestyle"], linewidth=0.9)
+        handles.append(Line2D([], [], color=st["color"], marker=st["marker"], linestyle=st["linestyle"], label=label(row.estimator, lang)))
+        if d["n_units"].notna().any():
+            ns.append(int(d["n_units"].dropna().max()))
+    if truth is not None and len(truth):
+        import matplotlib.patheffects as pe
+
+        halo = [pe.Stroke(linewidth=3.6, foreground="white"), pe.Normal()]
+        ax.plot(truth.index.to_numpy(float), truth.to_numpy(float), color="black", linewidth=1.8, linestyle=(0, (4, 1.5)),
+                zorder=10, path_effects=halo)
+        handles.append(Line2D([], [], color="black", linewidth=1.8, linestyle=(0, (4, 1.5)), label=label("truth", lang)))
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.axvline(-0.5, color="black", linewidth=0.8, linestyle="--")
+    handles += [Line2D([], [], color="#555555", linewidth=2.2, label=label("ci95", lang)),
+                Line2D([], [], color="#555555", linewidth=0.7, label=label("cband", lang))]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
+    ax.set_xlabel(label("event_time", lang))
+    ax.set_ylabel(label("effect_pp", lang))
+    ttl = "Ereignisstudie" if lang == "de" else "Event study"
+    ax.set_title(f"{ttl}: {label(outcome, lang)}", loc="left")
+    fig.tight_layout()
+    return fig, (max(ns) if ns else None)
+
+
+def spec_label(model: str, outcome: str) -> str:
+    """Model name without its outcome part (rows of the robustness panel line up)."""
+    for token in (f"_rate_{outcome}", f"_{outcome}", f"rate_{outcome}_", f"{outcome}_"):
+        model = model.replace(token, "")
+    return model
+
+
+def robustness_figure(est: pd.DataFrame, models: pd.DataFrame, outcome_keys: list[str], lang: str):
+    import matplotlib.pyplot as plt
+
+    style.apply_style()
+    ov = est[est["kind"] == "overall"].merge(models[["model", "is_main"]], on="model")
+    ov["label"] = [spec_label(m, o) for m, o in zip(ov["model"], ov["outcome_key"], strict=False)]
+    ov["rank"] = ov["estimator"].map(_estimator_rank)
+    order = (ov.sort_values(["rank", "is_main", "label"], ascending=[True, False, True])["label"].drop_duplicates().tolist())
+    ypos = {lab: len(order) - 1 - i for i, lab in enumerate(order)}
+    fig, axes = plt.subplots(1, len(outcome_keys), figsize=(2.3 * len(outcome_keys) + 2.4, 0.26 * len(order) + 1.9),
+                             squeeze=False, sharey=True)
+    for ax, o in zip(axes[0], outcome_keys, strict=False):
+        d = ov[ov["outcome_key"] == o]
+        y = d["label"].map(ypos).to_numpy()
+        ax.hlines(y, d["ci_low"], d["ci_high"], color="#444444", linewidth=1.2)
+        for yy, r in zip(y, d.itertuples(), strict=False):
+            ax.plot(r.estimate, yy, marker="o", markersize=5 if r.is_main else 3.8,
+                    markerfacecolor="black" if r.is_main else "white", markeredgecolor="black")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(label(o, lang), fontsize=9, loc="left")
+        ax.set_xlabel(label("att", lang), fontsize=8)
+        ax.grid(axis="y", visible=False)
+    axes[0][0].set_yticks(list(ypos.values()), list(ypos.keys()), fontsize=7)
+    fig.suptitle(("Robustheit über Spezifikationen (gefüllt: Hauptspezifikation)" if lang == "de"
+                  else "Robustness across specifications (filled: main specification)"), x=0.01, ha="left", fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def cohort_frame(panel: pd.DataFrame) -> pd.DataFrame:
+    cols = ["ags", "cohort_month"]
+    m = panel[cols].drop_duplicates("ags").copy()
+    m["start_month"] = pd.to_datetime(m["cohort_month"]).dt.to_period("M")
+    m["applied"] = m["start_month"].notna()
+    return m
+
+
+def cohort_group(start: pd.Series, lang: str) -> pd.Series:
+    """Coarse cohort groups for raw trends (half-years, never treated)."""
+    labels_de = {0: "bis 06/2017", 1: "07–12/2017", 2: "01–06/2018", 3: "ab 07/2018", -1: "nie behandelt"}
+    labels_en = {0: "until 06/2017", 1: "07–12/2017", 2: "01–06/2018", 3: "from 07/2018", -1: "never treated"}
+    g = pd.Series(-1, index=start.index)
+    for i, upper in reversed(list(enumerate(["2017-06", "2017-12", "2018-06", "2099-12"]))):
+        g[start.notna() & (start <= pd.Period(upper, "M"))] = i
+    return g.map(labels_de if lang == "de" else labels_en), g
+
+
+def raw_trends_table(panel: pd.DataFrame, outcome: str, threshold: int, lang: str) -> pd.DataFrame:
+    """Person-weighted outcome rate per cohort group and month, with disclosure control."""
+    num = OUTCOME_COUNTS[outcome]
+    d = panel[["ags", "month", "cohort_month", "refugees", num]].copy()
+    d["start"] = pd.to_datetime(d["cohort_month"]).dt.to_period("M")
+    d["cohort_group"], d["group_rank"] = cohort_group(d["start"], lang)
+    agg = d.groupby(["group_rank", "cohort_group", "month"], as_index=False).agg(
+        n_persons=("refugees", "sum"), numerator=(num, "sum"), n_municipalities=("ags", "nunique"))
+    agg["rate"] = 100 * agg["numerator"] / agg["n_persons"].where(agg["n_persons"] > 0)
+    out = suppress_rates(agg, "numerator", "n_persons", ["rate"], threshold)
+    out["outcome"] = outcome
+    return out[["outcome", "group_rank", "cohort_group", "month", "n_municipalities", "n_persons", "rate"]]
+
+
+def raw_trends_figure(tab: pd.DataFrame, panel: pd.DataFrame, outcome: str, lang: str):
+    import matplotlib.pyplot as plt
+
+    style.apply_style()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    starts = cohort_frame(panel)
+    for i, (rank, g) in enumerate(tab.groupby("group_rank", sort=True)):
+        st = style.series_style(i)
+        ax.plot(pd.to_datetime(g["month"]), g["rate"], color=st["color"], linestyle=st["linestyle"], linewidth=1.4,
+                label=f"{g['cohort_group'].iloc[0]} (N = {style.format_int(g['n_municipalities'].max(), lang)})")
+        if rank >= 0:
+            sm = starts.loc[starts["start_month"].notna(), "start_month"]
+            grp, _ = cohort_group(sm, lang)
+            first = sm[grp == g["cohort_group"].iloc[0]]
+            if len(first):
+                ax.axvline(first.min().to_timestamp(), color=st["color"], linestyle=":", linewidth=0.8)
+    ax.set_ylabel(label("rate_pct", lang))
+    ax.set_xlabel(label("month", lang))
+    ax.legend(title=label("cohort", lang), loc="upper left")
+    ttl = "Rohverläufe nach Startkohorte" if lang == "de" else "Raw trends by start cohort"
+    ax.set_title(f"{ttl}: {label(outcome, lang)}", loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_figure(est: pd.DataFrame, models: pd.DataFrame, outcome: str, lang: str):
+    import matplotlib.pyplot as plt
+
+    style.apply_style()
+    cand = models[(models["outcome_key"] == outcome)].copy()
+    cand["has_gt"] = cand["model"].map(lambda m: bool(((est["model"] == m) & (est["kind"] == "att_gt")).any()))
+    cand = cand[cand["has_gt"]].sort_values(["is_main", "estimator"], ascending=[False, True],
+                                            key=lambda s: s.map(_estimator_rank) if s.name == "estimator" else s)
+    fig, ax = plt.subplots(figsize=(7.8, 4.4))
+    if cand.empty:
+        ax.text(0.5, 0.5, "keine Gruppen-Zeit-Effekte" if lang == "de" else "no group-time effects", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig, None
+    model = cand.iloc[0]["model"]
+    d = est[(est["model"] == model) & (est["kind"] == "att_gt")].dropna(subset=["cohort", "time"])
+    grid = d.pivot_table(index="cohort", columns="time", values="estimate", aggfunc="first").sort_index()
+    vmax = float(np.nanpercentile(np.abs(grid.to_numpy()), 98)) if grid.notna().any().any() else 1.0
+    im = ax.imshow(grid.to_numpy(float), aspect="auto", cmap=style.DIVERGING_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest")
+    cols = [t_to_period(t) for t in grid.columns]
+    rows = [t_to_period(g) for g in grid.index]
+    step = max(1, len(cols) // 12)
+    ax.set_xticks(np.arange(len(cols))[::step], [c.strftime("%m/%Y") for c in cols][::step], rotation=45, ha="right")
+    rstep = max(1, len(rows) // 16)
+    ax.set_yticks(np.arange(len(rows))[::rstep], [r.strftime("%m/%Y") for r in rows][::rstep])
+    # mark the treatment start (time == cohort)
+    for i, g in enumerate(grid.index):
+        if g in list(grid.columns):
+            j = list(grid.columns).index(g)
+            ax.plot(j - 0.5, i, marker="|", color="white", markersize=6)
+    ax.grid(False)
+    ax.set_xlabel(label("calendar_month", lang))
+    ax.set_ylabel(label("cohort", lang))
+    cb = fig.colorbar(im, ax=ax)
+    cb.set_label(label("att", lang))
+    ttl = "Gruppen-Zeit-Effekte" if lang == "de" else "Group-time effects"
+    ax.set_title(f"{ttl}: {label(outcome, lang)} ({label(cand.iloc[0]['estimator'], lang)})", loc="left")
+    fig.tight_layout()
+    n = int(d["n_units"].dropna().max()) if d["n_units"].notna().any() else None
+    return fig, n
+
+
+# ------------------------------------------------------------------ stage
+
+
+def build_figures(cfg: dict[str, Any], panel: pd.DataFrame | None = None, models_cfg: dict | None = None) -> list[Path]:
+    from ifm_eval.outputs.descriptives import draw_start_map
+
+    lang = style.language(cfg)
+    synthetic = style.is_synthetic(cfg)
+    threshold = min_cell(cfg)
+    out_dir = figures_dir(cfg)
+    est, meta = load_estimates(P.results_dir(cfg))
+    models = model_table(est, meta)
+    if panel is None:
+        panel = pd.read_parquet(P.processed_path(cfg, "panel"))
+    truth = truth_paths(load_truth(cfg))
+    keys = outcomes(cfg, models_cfg) if models_cfg else sorted(set(models["outcome_key"])) or outcomes(cfg)
+    src_est = ("Eigene Schätzungen auf Basis des Panels Kommune × Monat" if lang == "de"
+               else "Own estimates on the municipality × month panel")
+    written: list[Path] = []
+    for o in keys:
+        fig, n = event_study_figure(est, models, o, lang, truth.get(o))
+        note = ("Punktweise 95%-KI (dicke Linien), simultane 95%-Bänder (dünne Linien); Hauptspezifikation je Schätzer."
+                if lang == "de" else "Pointwise 95% CIs (thick), uniform 95% bands (thin); main specification per estimator.")
+        written += style.finish_figure(fig, out_dir / f"event_study_{o}", synthetic=synthetic, source=src_est, n=n, note=note, lang=lang)
+        tab = raw_trends_table(panel, o, threshold, lang)
+        tab.to_csv(out_dir / f"raw_trends_{o}.csv", index=False, float_format="%.6g", lineterminator="\n")
+        fig = raw_trends_figure(tab, panel, o, lang)
+        note = (f"Personengewichtete Quote; Zellen mit weniger als {threshold} Personen unterdrückt; gepunktet: erster Start der Gruppe."
+                if lang == "de" else f"Person-weighted rate; cells with fewer than {threshold} persons suppressed; dotted: first start in group.")
+        written += style.finish_figure(fig, out_dir / f"raw_trends_{o}", synthetic=synthetic, source=src_est.split(" auf")[0] if lang == "de" else "Panel",
+                                       n=int(panel["ags"].nunique()), note=note, lang=lang)
+        fig, n = heatmap_figure(est, models, o, lang)
+        written += style.finish_figure(fig, out_dir / f"group_time_heatmap_{o}", synthetic=synthetic, source=src_est, n=n, lang=lang)
+    fig = robustness_figure(est, models, keys, lang)
+    written += style.finish_figure(fig, out_dir / "robustness", synthetic=synthetic, source=src_est, n=f"{models['model'].nunique()} Modelle" if lang == "de" else f"{models['model'].nunique()} models",
+                                   note=("Gesamteffekt (ATT) mit punktweisem 95%-KI." if lang == "de" else "Overall ATT with pointwise 95% CI."), lang=lang)
+    cf = cohort_frame(panel)
+    fig = draw_start_map(cf, P.reference_path(cfg, "geo_gemeinden"), P.reference_path(cfg, "geo_kreise"), lang,
+                         "Startkohorten im Panel" if lang == "de" else "Start cohorts in the panel")
+    written += style.finish_figure(fig, out_dir / "cohort_map", synthetic=synthetic, n=int(cf["ags"].nunique()),
+                                   source="Panel; ©GeoBasis-DE/BKG 2021", lang=lang)
+    log.info("figures: %d file(s) for outcome(s) %s", len(written), ", ".join(keys))
+    return written

@@ -1,0 +1,221 @@
+"""Result tables, each as CSV (raw numbers) + LaTeX (booktabs) + HTML (formatted):
+
+- ``main_results``: overall ATT of the main specification, estimator x outcome;
+- ``all_specifications``: every model specification (appendix);
+- ``balance``: municipality characteristics and pre-period outcomes by start cohort;
+- ``coverage``: data coverage / quality of the panel sources (from ``data_quality.csv``);
+- ``item_nonresponse``: item non-response of the harmonised survey variables;
+- ``lineage``: rows in/out per stage and why (from ``lineage.csv``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ifm_eval import paths as P
+from ifm_eval.outputs import style
+from ifm_eval.outputs.disclosure import min_cell, suppress_table
+from ifm_eval.outputs.figures import (
+    OUTCOME_COUNTS,
+    _estimator_rank,
+    cohort_group,
+    load_estimates,
+    model_table,
+)
+from ifm_eval.outputs.style import format_number, label
+from ifm_eval.outputs.tablefmt import write_table
+from ifm_eval.outputs.targets import tables_dir
+
+log = logging.getLogger(__name__)
+
+SPEC_FIELDS = ("control_group", "method", "anticipation", "covariates", "cluster", "treatment_rule", "weights", "sample")
+
+
+def _t(lang: str, de: str, en: str) -> str:
+    return de if lang == "de" else en
+
+
+def main_results(est: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
+    """Long table: one row per (estimator, outcome) main model with the overall ATT."""
+    ov = est[est["kind"] == "overall"].merge(models[["model", "is_main"]], on="model")
+    ov = ov[ov["is_main"]].copy()
+    ov["rank"] = ov["estimator"].map(_estimator_rank)
+    ov = ov.sort_values(["rank", "outcome_key"])
+    return ov[["estimator", "outcome_key", "model", "estimate", "se", "ci_low", "ci_high", "p", "n_units", "n_obs", "n_clusters"]].rename(
+        columns={"outcome_key": "outcome"}).reset_index(drop=True)
+
+
+def all_specifications(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict]) -> pd.DataFrame:
+    ov = est[est["kind"] == "overall"].merge(models[["model", "is_main", "spec_dict"]], on="model", how="left")
+    rows = []
+    for r in ov.itertuples():
+        spec = r.spec_dict if isinstance(r.spec_dict, dict) else {}
+        row = {"model": r.model, "estimator": r.estimator, "outcome": r.outcome_key, "main": bool(r.is_main)}
+        for f in SPEC_FIELDS:
+            v = spec.get(f)
+            row[f] = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else (None if v is None else str(v))
+        row |= {"estimate": r.estimate, "se": r.se, "ci_low": r.ci_low, "ci_high": r.ci_high, "p": r.p,
+                "n_units": r.n_units, "n_clusters": r.n_clusters,
+                "runtime_s": meta.get(r.model, {}).get("runtime_s", meta.get(r.model, {}).get("runtime"))}
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["rank"] = df["estimator"].map(_estimator_rank)
+    df = df.sort_values(["outcome", "rank", "main", "model"], ascending=[True, True, False, True]).drop(columns="rank")
+    return df.dropna(axis=1, how="all").reset_index(drop=True)
+
+
+def balance_table(panel: pd.DataFrame, threshold: int, lang: str, year: int = 2016) -> pd.DataFrame:
+    """Characteristics by start-cohort group; pre-period (``year``) outcome rates person-weighted."""
+    first = panel.drop_duplicates("ags").copy()
+    first["start"] = pd.to_datetime(first["cohort_month"]).dt.to_period("M")
+    first["cohort_group"], first["group_rank"] = cohort_group(first["start"], lang)
+    pre = panel[pd.to_datetime(panel["month"]).dt.year == year].merge(first[["ags", "cohort_group", "group_rank"]], on="ags")
+    covs = [c for c in ("log_population", "urbanisation", "refugees_per_1000_2017", "density", "funded_vza") if c in first]
+    rows = []
+    groups = sorted(first["group_rank"].unique(), key=lambda g: (g < 0, g))
+    for g in groups + ["all"]:
+        sub = first if g == "all" else first[first["group_rank"] == g]
+        psub = pre if g == "all" else pre[pre["group_rank"] == g]
+        row = {"cohort_group": _t(lang, "Alle", "All") if g == "all" else sub["cohort_group"].iloc[0],
+               "n_municipalities": int(sub["ags"].nunique())}
+        for c in covs:
+            row[c] = float(pd.to_numeric(sub[c], errors="coerce").mean())
+        months = max(psub["month"].nunique(), 1)
+        row["n_persons"] = float(psub["refugees"].sum() / months) if len(psub) else np.nan  # mean monthly stock
+        for o, cnt in OUTCOME_COUNTS.items():
+            if cnt in psub:
+                den = psub["refugees"].sum()
+                row[f"rate_{o}_{year}"] = 100 * psub[cnt].sum() / den if den > 0 else np.nan
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    # persons per group: primary + secondary suppression across groups (the "all" row is the total)
+    sup = suppress_table(df[["n_persons"]].iloc[:-1].round(), threshold, row_totals=False, col_totals=True)
+    df.loc[df.index[:-1], "n_persons"] = sup.table["n_persons"].to_numpy()
+    df["n_persons"] = df["n_persons"].round()
+    for o in OUTCOME_COUNTS:
+        c = f"rate_{o}_{year}"
+        if c in df:
+            df.loc[df["n_persons"].isna(), c] = np.nan
+    return df
+
+
+INR_COLUMNS = ["wave", "variable", "n", "n_refused", "n_dont_know", "n_not_applicable",
+               "n_not_asked", "n_system", "n_missing", "share_missing"]
+
+
+def item_nonresponse(quality: pd.DataFrame | None) -> pd.DataFrame:
+    """Item non-response by survey wave and raw variable, with missing counts by reason.
+
+    Taken from the data-quality table of the panel stage (rows ``table ==
+    'item_nonresponse'``, built by :func:`ifm_eval.ingest.surveys.item_nonresponse`).
+    """
+    if quality is None or "table" not in quality:
+        return pd.DataFrame(columns=INR_COLUMNS)
+    inr = quality.loc[quality["table"] == "item_nonresponse"]
+    inr = inr[[c for c in INR_COLUMNS if c in inr]].copy()
+    if "share_missing" in inr:
+        inr["share_missing"] = 100 * inr["share_missing"]
+    return inr.sort_values(["wave", "variable"]).reset_index(drop=True)
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def _safe_passthrough(df: pd.DataFrame | None, threshold: int) -> pd.DataFrame:
+    """Copy a processed table for publication, suppressing small person counts if any."""
+    from ifm_eval.outputs.disclosure import is_person_count_column
+
+    if df is None:
+        return pd.DataFrame({"info": ["nicht verfügbar / not available"]})
+    cols = [c for c in df.columns if is_person_count_column(c) and pd.api.types.is_numeric_dtype(df[c])]
+    if cols:
+        df = suppress_table(df, threshold, columns=cols, row_totals=False, col_totals=False).table
+    return df
+
+
+def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list[Path]:
+    lang = style.language(cfg)
+    synthetic = style.is_synthetic(cfg)
+    threshold = min_cell(cfg)
+    out = tables_dir(cfg)
+    est, meta = load_estimates(P.results_dir(cfg))
+    models = model_table(est, meta)
+    written: list[Path] = []
+
+    # main results -------------------------------------------------------------------
+    mr = main_results(est, models)
+    outcomes = sorted(mr["outcome"].unique()) if len(mr) else []
+    wide = []
+    for e in sorted(mr["estimator"].unique(), key=_estimator_rank) if len(mr) else []:
+        row = {"estimator": label(e, lang)}
+        for o in outcomes:
+            r = mr[(mr["estimator"] == e) & (mr["outcome"] == o)]
+            if len(r):
+                r = r.iloc[0]
+                row[o] = (f"{format_number(r.estimate, 2, lang)} ({format_number(r.se, 2, lang)}) "
+                          f"[{format_number(r.ci_low, 2, lang)}; {format_number(r.ci_high, 2, lang)}]")
+            else:
+                row[o] = "–"
+        wide.append(row)
+    wide_df = pd.DataFrame(wide, columns=["estimator"] + outcomes)
+    heads = {"estimator": _t(lang, "Schätzer", "Estimator")} | {o: label(o, lang) for o in outcomes}
+    written += write_table(wide_df, out / "main_results", csv_frame=mr, headers=heads, kinds={c: "text" for c in wide_df},
+                           caption=_t(lang, "Hauptergebnisse: durchschnittlicher Effekt (ATT, Prozentpunkte)", "Main results: average effect (ATT, percentage points)"),
+                           note=_t(lang, "ATT (Standardfehler) [95%-Konfidenzintervall]; Standardfehler geclustert.", "ATT (standard error) [95% confidence interval]; clustered standard errors."),
+                           lang=lang, synthetic=synthetic).values()
+
+    # all specifications -----------------------------------------------------------------
+    al = all_specifications(est, models, meta)
+    kinds = {"estimate": "num", "se": "num", "ci_low": "num", "ci_high": "num", "p": "p", "n_units": "int", "n_clusters": "int", "runtime_s": "num"}
+    digits = {"runtime_s": 1}
+    heads = {"model": "Modell" if lang == "de" else "Model", "estimator": _t(lang, "Schätzer", "Estimator"), "outcome": _t(lang, "Ergebnis", "Outcome"),
+             "main": _t(lang, "Haupt", "Main"), "estimate": "ATT", "se": _t(lang, "SF", "SE"), "ci_low": _t(lang, "KI unten", "CI low"),
+             "ci_high": _t(lang, "KI oben", "CI high"), "p": "p", "n_units": "N", "n_clusters": "Cluster", "runtime_s": _t(lang, "Laufzeit (s)", "Runtime (s)")}
+    show = al.copy()
+    if "main" in show:
+        show["main"] = show["main"].map({True: "✓", False: ""})
+    written += write_table(show, out / "all_specifications", csv_frame=al, headers=heads, kinds=kinds, digits=digits, lang=lang, synthetic=synthetic,
+                           caption=_t(lang, "Alle Spezifikationen: Gesamteffekt (ATT)", "All specifications: overall effect (ATT)")).values()
+
+    # balance ----------------------------------------------------------------------------
+    if panel is None:
+        panel = pd.read_parquet(P.processed_path(cfg, "panel"))
+    bal = balance_table(panel, threshold, lang)
+    heads = {"cohort_group": _t(lang, "Startkohorte", "Start cohort"), "n_municipalities": _t(lang, "Kommunen", "Municipalities"),
+             "log_population": _t(lang, "log. Bevölkerung", "log population"), "urbanisation": _t(lang, "Verstädterung", "Urbanisation"),
+             "refugees_per_1000_2017": _t(lang, "Geflüchtete je 1.000 (2017)", "Refugees per 1,000 (2017)"),
+             "density": _t(lang, "Dichte (EW/km²)", "Density (inh./km²)"), "funded_vza": _t(lang, "Geförderte VZÄ", "Funded FTE"),
+             "n_persons": _t(lang, "Geflüchtete AU (Ø 2016)", "Refugees AU (mean 2016)")}
+    heads |= {f"rate_{o}_2016": f"{label(o, lang)} 2016 (%)" for o in OUTCOME_COUNTS}
+    written += write_table(bal, out / "balance", headers=heads, kinds={"n_municipalities": "int", "n_persons": "int"}, lang=lang, synthetic=synthetic,
+                           caption=_t(lang, "Merkmale nach Startkohorte (Mittelwerte; Quoten personengewichtet, 2016)",
+                                      "Characteristics by start cohort (means; rates person-weighted, 2016)"),
+                           note=_t(lang, f"Zellen mit weniger als {threshold} Personen unterdrückt (–).", f"Cells with fewer than {threshold} persons suppressed (–).")).values()
+
+    # coverage, item non-response, lineage --------------------------------------------------
+    quality = _read_csv(P.processed_path(cfg, "data_quality"))
+    coverage = None if quality is None else quality.loc[quality["table"] != "item_nonresponse"].dropna(axis=1, how="all")
+    cov = _safe_passthrough(coverage, threshold)
+    written += write_table(cov, out / "coverage", lang=lang, synthetic=synthetic,
+                           caption=_t(lang, "Datenabdeckung und Datenqualität der Quellen", "Data coverage and quality of the sources")).values()
+    inr = item_nonresponse(quality)
+    written += write_table(inr, out / "item_nonresponse", lang=lang, synthetic=synthetic, kinds={"share_missing": "num"}, digits={"share_missing": 1},
+                           headers={"wave": _t(lang, "Welle", "Wave"), "variable": "Variable", "n": "N",
+                                    "n_refused": _t(lang, "keine Angabe", "refused"), "n_dont_know": _t(lang, "weiß nicht", "don't know"),
+                                    "n_not_applicable": _t(lang, "trifft nicht zu", "not applicable"), "n_not_asked": _t(lang, "nicht gefragt", "not asked"),
+                                    "n_system": _t(lang, "systemfehlend", "system missing"), "n_missing": _t(lang, "fehlend", "missing"),
+                                    "share_missing": _t(lang, "fehlend (%)", "missing (%)")},
+                           caption=_t(lang, "Item-Nonresponse der Umfragevariablen (Kommunen)", "Item non-response of the survey variables (municipalities)")).values()
+    lin = _safe_passthrough(_read_csv(P.processed_path(cfg, "lineage")), threshold)
+    written += write_table(lin, out / "lineage", lang=lang, synthetic=synthetic,
+                           caption=_t(lang, "Datenherkunft: Zeilen je Verarbeitungsschritt", "Lineage: rows per processing step")).values()
+    log.info("tables: %d file(s)", len(written))
+    return written

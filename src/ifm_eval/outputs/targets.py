@@ -1,0 +1,92 @@
+"""Static output paths of the output stage (light module: no heavy imports, so the
+Snakefile can import it at parse time and rules know their outputs from the config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+#: Charts of the short report (seed 002), in its order.
+DESCRIPTIVE_FIGURES = (
+    "map_start",
+    "start_month",
+    "vza_per_municipality",
+    "capacity_change",
+    "organisation",
+    "target_legal_status",
+    "target_housing",
+    "target_min_age",
+    "target_arrival",
+    "decision_maker",
+    "integration_plan",
+    "documentation",
+)
+DESCRIPTIVE_TABLES = ("descriptives_shares", "descriptives_comparison")
+
+#: Figures per outcome and across outcomes.
+FIGURES_PER_OUTCOME = ("event_study", "raw_trends", "group_time_heatmap")
+FIGURES_OVERALL = ("robustness", "cohort_map")
+
+#: Result tables (each written as .csv, .tex and .html).
+RESULT_TABLES = ("main_results", "all_specifications", "balance", "coverage", "item_nonresponse", "lineage")
+TABLE_FORMATS = ("csv", "tex", "html")
+FIGURE_FORMATS = ("png", "pdf")
+
+DEFAULT_OUTCOMES = ("employment", "training", "language")
+
+
+def results_dir(cfg: dict[str, Any]) -> Path:
+    return Path(cfg["data"]["results_dir"])
+
+
+def figures_dir(cfg: dict[str, Any]) -> Path:
+    return results_dir(cfg) / "figures"
+
+
+def tables_dir(cfg: dict[str, Any]) -> Path:
+    return results_dir(cfg) / "tables"
+
+
+def report_dir(cfg: dict[str, Any]) -> Path:
+    return results_dir(cfg) / "report"
+
+
+def outcome_key(outcome: str) -> str:
+    """File-name key of an outcome (``rate_employment`` -> ``employment``)."""
+    return str(outcome).removeprefix("rate_")
+
+
+def outcomes(cfg: dict[str, Any], models: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """Outcomes with at least one model spec (file-name keys), else the three defaults."""
+    found = sorted({outcome_key(s.get("outcome")) for s in (models or {}).values() if s.get("outcome")})
+    return found or list(DEFAULT_OUTCOMES)
+
+
+def descriptive_figure_paths(cfg: dict[str, Any], fmt: str = "png") -> list[Path]:
+    return [figures_dir(cfg) / "descriptives" / f"{k}.{fmt}" for k in DESCRIPTIVE_FIGURES]
+
+
+def descriptive_table_paths(cfg: dict[str, Any]) -> list[Path]:
+    out = [tables_dir(cfg) / "descriptives_shares.csv"]
+    out += [tables_dir(cfg) / f"descriptives_comparison.{f}" for f in TABLE_FORMATS]
+    return out
+
+
+def figure_paths(cfg: dict[str, Any], models=None, fmt: str = "png") -> list[Path]:
+    d = figures_dir(cfg)
+    out = [d / f"{k}_{o}.{fmt}" for o in outcomes(cfg, models) for k in FIGURES_PER_OUTCOME]
+    return out + [d / f"{k}.{fmt}" for k in FIGURES_OVERALL]
+
+
+def table_paths(cfg: dict[str, Any], fmt: str = "csv") -> list[Path]:
+    return [tables_dir(cfg) / f"{k}.{fmt}" for k in RESULT_TABLES]
+
+
+def report_paths(cfg: dict[str, Any]) -> tuple[Path, Path]:
+    lang = cfg.get("report", {}).get("language", "de")
+    d = report_dir(cfg)
+    return d / f"report_{lang}.html", d / f"report_{lang}.pdf"
+
+
+def disclosure_check_path(cfg: dict[str, Any]) -> Path:
+    return results_dir(cfg) / "checks" / "disclosure.json"

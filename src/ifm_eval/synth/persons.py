@@ -1,0 +1,346 @@
+"""Person-level data-generating process of the stand-in data (vectorised over persons).
+
+Refugees in the target group (adults from the main asylum countries) are allocated to the
+municipalities in proportion to the structure's allocation weights (proportional to
+population; the 23 non-applicants never house anyone), move into follow-up housing (AU) in
+waves peaking 2015-16, and move out (Auszug) at a constant monthly hazard.
+
+While in AU, three processes run month by month (a loop over months, never over persons):
+
+- language: B1 certificate, absorbing; hazard rises with time since arrival in Germany;
+- training: spells of vocational training (Ausbildung) or further training (Weiterbildung)
+  with type-specific exit hazards;
+- employment: spells of employment subject to social insurance (SvB) with exits; the entry
+  hazard is higher with B1.
+
+Hazards depend on time since arrival (so composition drives trends), on urbanisation and
+size, with calendar-time paths that differ by urbanisation (so only conditional parallel
+trends hold), and on a municipality random effect.
+
+Treatment: after the municipality's IM start month (and ``anticipation_months`` before it)
+the ENTRY hazards are multiplied by ``max_hazard_ratio ** (ramp(e) * g_m)`` where ``ramp``
+builds up linearly over ``ramp_months`` and ``g_m = max(0, 1 + cohort_gradient * (months
+before 2018-01)/12 + capacity_gradient * (capacity increase per 100 refugees - mean))``.
+Every transition uses the inverse-CDF method on the piecewise-constant monthly hazard with
+per-person exponential thresholds that are SHARED between the observed (treated) and the
+untreated counterfactual path (common random numbers). With ``max_hazard_ratio`` 1.0 both
+paths are identical, so the true effect is exactly zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .structure import month_index
+
+log = logging.getLogger(__name__)
+
+#: Persons in the target group ever in AU 2013-2020, full state (scale 1.0).
+N_PERSONS_FULL = 125_000
+SIM_START = month_index("2013-01")
+SIM_END = month_index("2020-12")  # inclusive
+N_MONTHS = SIM_END - SIM_START + 1
+PANEL_START = month_index("2015-01")
+PANEL_OFFSET = PANEL_START - SIM_START
+N_PANEL = SIM_END - PANEL_START + 1
+REF_COHORT = month_index("2018-01")
+MAX_SPELLS = 8
+OUTCOMES = ("language", "training", "employment")
+
+ORIGINS = (
+    ("Syrien", 0.42), ("Afghanistan", 0.15), ("Irak", 0.13), ("Eritrea", 0.07),
+    ("Nigeria", 0.07), ("Iran", 0.05), ("Pakistan", 0.04), ("Somalia", 0.04), ("Gambia", 0.03),
+)
+
+#: Event codes of the person-level export.
+EV_ZUZUG, EV_AUSZUG, EV_B1, EV_AUSB, EV_WEITER, EV_TR_END, EV_SVB, EV_SVB_END = range(8)
+
+
+@dataclass
+class PersonsResult:
+    persons: pd.DataFrame  # one row per person: pid, muni (index), birth_year, sex, origin, a, x
+    events: pd.DataFrame  # observed events: pid, t (month index), code
+    counts: dict[str, np.ndarray]  # name -> [n_muni, N_PANEL] stocks (observed and cf)
+    entries_q: dict[str, np.ndarray]  # observed entries per muni and month [n_muni, N_MONTHS]
+    hazard_ratio: dict[str, np.ndarray]  # outcome -> [n_muni, N_MONTHS]
+
+
+def _arrival_weights() -> np.ndarray:
+    """Monthly weights of moving into AU, 2013-01 .. 2020-12 (peak 2016)."""
+    by_half = {
+        (2013, 1): 0.3, (2013, 2): 0.4, (2014, 1): 0.6, (2014, 2): 1.0, (2015, 1): 2.0,
+        (2015, 2): 5.0, (2016, 1): 8.0, (2016, 2): 7.0, (2017, 1): 4.0, (2017, 2): 2.5,
+        (2018, 1): 1.6, (2018, 2): 1.3, (2019, 1): 1.0, (2019, 2): 0.9, (2020, 1): 0.6,
+        (2020, 2): 0.6,
+    }
+    w = np.array([by_half[(SIM_START // 12 + i // 12 + (SIM_START % 12 + i % 12) // 12, 1 + (i % 12 >= 6))]
+                  for i in range(N_MONTHS)], dtype=float)
+    return w / w.sum()
+
+
+def capacity_increase_per100(muni: pd.DataFrame) -> np.ndarray:
+    """Counselling-capacity increase (VZÄ) per 100 refugees (09.11.2017); 0 for untreated."""
+    treated = muni["start_idx"].to_numpy() >= 0
+    return np.where(
+        treated,
+        muni["capacity_change_vza"].fillna(0).to_numpy() / np.maximum(muni["refugees_20171109"].to_numpy(), 1) * 100,
+        0.0,
+    )
+
+
+def effect_gradients(muni: pd.DataFrame, synth_cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per outcome and municipality the relative effect size g_m (1 = average cohort/capacity)."""
+    start = muni["start_idx"].to_numpy()
+    treated = start >= 0
+    cap100 = capacity_increase_per100(muni)
+    cap_c = cap100 - (cap100[treated].mean() if treated.any() else 0.0)
+    out = {}
+    for o in OUTCOMES:
+        p = synth_cfg.get("effects", {}).get(o, {})
+        g = np.maximum(0.0, 1.0 + float(p.get("cohort_gradient", 0.0)) * (REF_COHORT - start) / 12.0
+                       + float(p.get("capacity_gradient", 0.0)) * cap_c)
+        out[o] = np.where(treated, g, 0.0)
+    return out
+
+
+def treatment_hazard_ratios(muni: pd.DataFrame, synth_cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Hazard multiplier per outcome, municipality and simulated month (1.0 = untreated)."""
+    start = muni["start_idx"].to_numpy()
+    treated = start >= 0
+    ant = int(synth_cfg.get("anticipation_months", 0))
+    t = np.arange(SIM_START, SIM_END + 1)
+    e = t[None, :] - start[:, None]
+    grads = effect_gradients(muni, synth_cfg)
+    out = {}
+    for o in OUTCOMES:
+        p = synth_cfg.get("effects", {}).get(o, {})
+        hr = float(p.get("max_hazard_ratio", 1.0))
+        ramp = int(p.get("ramp_months", 12))
+        g = grads[o]
+        frac = np.clip((e + ant + 1) / (ramp + ant), 0.0, 1.0)
+        frac = np.where(treated[:, None] & (e >= -ant), frac, 0.0)
+        out[o] = np.power(hr, frac * g[:, None]) if hr != 1.0 else np.ones_like(frac)
+    return out
+
+
+def _ramp(d: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((d - lo) / (hi - lo), 0.0, 1.0)
+
+
+def simulate_persons(muni: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Generator) -> PersonsResult:
+    """Simulate persons, their observed and counterfactual paths, and municipality stocks."""
+    synth_cfg = cfg.get("synth", {})
+    scale = float(synth_cfg.get("scale", 1.0))
+    n_muni = len(muni)
+    n = int(round(N_PERSONS_FULL * scale))
+    counts_m = rng.multinomial(n, muni["alloc_weight"].to_numpy() / muni["alloc_weight"].sum())
+    mi = np.repeat(np.arange(n_muni), counts_m)
+    urb = muni["urbanisation"].fillna(2).astype(int).to_numpy()
+    urb_i = urb[mi]
+
+    # --- arrival into AU, time since arrival in Germany, move-out
+    a = rng.choice(N_MONTHS, size=n, p=_arrival_weights())
+    a = np.maximum(0, a - np.where(urb_i == 1, 2, np.where(urb_i == 2, 1, 0)))  # cities fill earlier
+    lag = 3 + rng.geometric(1 / 8, size=n)
+    x = a + rng.geometric(0.012, size=n)  # first month no longer in AU (>= N_MONTHS: censored)
+    order = np.lexsort((a, mi))
+    mi, a, lag, x, urb_i = mi[order], a[order], lag[order], x[order], urb_i[order]
+    age0 = np.minimum(64, 18 + rng.gamma(2.0, 6.0, n)).astype(int)
+    arr_year = (SIM_START + a) // 12
+    birth_year = arr_year - age0
+    sex = rng.choice(np.array(["m", "w", "d"]), size=n, p=[0.68, 0.3195, 0.0005])
+    names, probs = zip(*ORIGINS, strict=True)
+    origin = rng.choice(np.array(names), size=n, p=np.array(probs) / sum(probs))
+    age_c = age0 - 30
+
+    # --- municipality random effects and size
+    logpop = np.log10(muni["population"].to_numpy())
+    size_f = 1 + 0.06 * (logpop - 3.7)
+    re = {o: np.exp(rng.normal(0, 0.15, n_muni)) for o in OUTCOMES}
+    female = sex == "w"
+    base_L = 0.022 * size_f[mi] * re["language"][mi] * np.exp(-0.025 * age_c) * np.where(female, 0.85, 1.0)
+    base_T = 0.007 * size_f[mi] * re["training"][mi] * np.exp(-0.06 * np.maximum(age0 - 22, 0))
+    base_E = 0.011 * size_f[mi] * re["employment"][mi] * np.where(female, 0.6, 1.15) * np.exp(-0.01 * age_c)
+    p_ausb = np.clip(0.75 - 0.02 * (age0 - 20), 0.15, 0.8)
+
+    # --- thresholds (common random numbers)
+    E_L = rng.exponential(size=n)
+    E_T = rng.exponential(size=(n, MAX_SPELLS))
+    X_T = rng.exponential(size=(n, MAX_SPELLS))
+    U_T = rng.random(size=(n, MAX_SPELLS))
+    E_E = rng.exponential(size=(n, MAX_SPELLS))
+    X_E = rng.exponential(size=(n, MAX_SPELLS))
+
+    hr = treatment_hazard_ratios(muni, synth_cfg)
+    urb_sel = [urb_i == 1, urb_i == 2, urb_i == 3]
+
+    def cal_L(t_abs: int) -> np.ndarray:
+        yrs = (t_abs - month_index("2017-01")) / 12
+        course = min(1.0, 0.55 + 0.25 * max(0.0, (t_abs - month_index("2015-01")) / 12))
+        return course * np.select(urb_sel, [1.2 - 0.04 * yrs, 1.0, 0.8 + 0.06 * yrs])
+
+    def cal_E(t_abs: int) -> tuple[np.ndarray, float]:
+        yrs = (t_abs - month_index("2017-01")) / 12
+        econ = 0.85 + 0.1 * min(max(yrs + 2, 0), 4)
+        exit_h = 0.018
+        if month_index("2020-04") <= t_abs <= month_index("2020-06"):
+            econ *= 0.35
+            exit_h = 0.06
+        elif t_abs > month_index("2020-06"):
+            econ *= 0.75
+        return econ * np.select(urb_sel, [1.1 - 0.03 * yrs, 1.0, 0.85 + 0.08 * yrs]), exit_h
+
+    def cal_T(t_abs: int) -> np.ndarray:
+        yrs = (t_abs - month_index("2017-01")) / 12
+        return np.select(urb_sel, [1.1, 1.0, 0.85 + 0.05 * yrs])
+
+    arange_n = np.arange(n)
+    # state per version: 0 = observed (treated), 1 = counterfactual
+    cumL = np.zeros((2, n))
+    b1 = np.zeros((2, n), dtype=bool)
+    tr_in = np.zeros((2, n), dtype=bool)
+    tr_type = np.zeros((2, n), dtype=np.int8)  # 1 Ausbildung, 2 Weiterbildung
+    tr_k = np.zeros((2, n), dtype=np.int64)
+    tr_cum = np.zeros((2, n))
+    em_in = np.zeros((2, n), dtype=bool)
+    em_k = np.zeros((2, n), dtype=np.int64)
+    em_cum = np.zeros((2, n))
+
+    stock_names = ("refugees", "b1", "b1_cf", "ausbildung", "weiterbildung", "ausbildung_cf",
+                   "weiterbildung_cf", "svb", "svb_cf")
+    counts = {k: np.zeros((n_muni, N_PANEL), dtype=np.int64) for k in stock_names}
+    entries = {k: np.zeros((n_muni, N_MONTHS), dtype=np.int64) for k in ("b1", "training", "svb", "zuzug")}
+    ev_p: list[np.ndarray] = [arange_n, arange_n[x < N_MONTHS]]
+    ev_t: list[np.ndarray] = [a, x[x < N_MONTHS]]
+    ev_c: list[np.ndarray] = [np.full(n, EV_ZUZUG), np.full(int((x < N_MONTHS).sum()), EV_AUSZUG)]
+
+    def record(mask: np.ndarray, t: int, code: int) -> None:
+        idx = np.flatnonzero(mask)
+        if idx.size:
+            ev_p.append(idx)
+            ev_t.append(np.full(idx.size, t))
+            ev_c.append(np.full(idx.size, code))
+
+    for t in range(N_MONTHS):
+        t_abs = SIM_START + t
+        present = (a <= t) & (t < x)
+        d = (t - a + lag).astype(float)
+        hrL = hr["language"][mi, t]
+        hrT = hr["training"][mi, t]
+        hrE = hr["employment"][mi, t]
+        hL = base_L * _ramp(d, 4, 24) * cal_L(t_abs)
+        hT = base_T * _ramp(d, 3, 24) * cal_T(t_abs)
+        econ, exit_E = cal_E(t_abs)
+        hE0 = base_E * _ramp(d, 6, 40) * econ
+        for v in (0, 1):
+            # language (absorbing)
+            act = present & ~b1[v]
+            cumL[v] += np.where(act, hL * (hrL if v == 0 else 1.0), 0.0)
+            newb1 = act & (cumL[v] >= E_L)
+            b1[v] |= newb1
+            # training: exits first, then entries
+            kk = np.minimum(tr_k[v], MAX_SPELLS - 1)
+            exit_rate = np.where(tr_type[v] == 1, 1 / 30, 1 / 6)
+            insp = present & tr_in[v]
+            tr_cum[v] += np.where(insp, exit_rate, 0.0)
+            tr_exit = insp & (tr_cum[v] >= X_T[arange_n, kk])
+            can_enter = present & ~tr_in[v] & (tr_k[v] < MAX_SPELLS)
+            tr_cum[v] += np.where(can_enter, hT * (hrT if v == 0 else 1.0), 0.0)
+            tr_enter = can_enter & (tr_cum[v] >= E_T[arange_n, kk])
+            new_type = np.where(U_T[arange_n, kk] < p_ausb, 1, 2).astype(np.int8)
+            tr_in[v] = (tr_in[v] & ~tr_exit) | tr_enter
+            tr_type[v] = np.where(tr_enter, new_type, tr_type[v])
+            tr_cum[v] = np.where(tr_exit | tr_enter, 0.0, tr_cum[v])
+            tr_k[v] += tr_exit  # next spell uses the next thresholds
+            # employment
+            kk = np.minimum(em_k[v], MAX_SPELLS - 1)
+            insp = present & em_in[v]
+            em_cum[v] += np.where(insp, exit_E, 0.0)
+            em_exit = insp & (em_cum[v] >= X_E[arange_n, kk])
+            can_enter = present & ~em_in[v] & (em_k[v] < MAX_SPELLS)
+            hE = hE0 * np.where(b1[v], 1.6, 1.0) * np.where(tr_in[v], 0.3, 1.0)
+            em_cum[v] += np.where(can_enter, hE * (hrE if v == 0 else 1.0), 0.0)
+            em_enter = can_enter & (em_cum[v] >= E_E[arange_n, kk])
+            em_in[v] = (em_in[v] & ~em_exit) | em_enter
+            em_cum[v] = np.where(em_exit | em_enter, 0.0, em_cum[v])
+            em_k[v] += em_exit
+            if v == 0:
+                record(newb1, t, EV_B1)
+                record(tr_exit, t, EV_TR_END)
+                record(tr_enter & (new_type == 1), t, EV_AUSB)
+                record(tr_enter & (new_type == 2), t, EV_WEITER)
+                record(em_exit, t, EV_SVB_END)
+                record(em_enter, t, EV_SVB)
+                entries["b1"][:, t] = np.bincount(mi[newb1], minlength=n_muni)
+                entries["training"][:, t] = np.bincount(mi[tr_enter], minlength=n_muni)
+                entries["svb"][:, t] = np.bincount(mi[em_enter], minlength=n_muni)
+                entries["zuzug"][:, t] = np.bincount(mi[a == t], minlength=n_muni)
+        if t >= PANEL_OFFSET:
+            j = t - PANEL_OFFSET
+            counts["refugees"][:, j] = np.bincount(mi[present], minlength=n_muni)
+            for v, suf in ((0, ""), (1, "_cf")):
+                counts["b1" + suf][:, j] = np.bincount(mi[present & b1[v]], minlength=n_muni)
+                counts["ausbildung" + suf][:, j] = np.bincount(mi[present & tr_in[v] & (tr_type[v] == 1)], minlength=n_muni)
+                counts["weiterbildung" + suf][:, j] = np.bincount(mi[present & tr_in[v] & (tr_type[v] == 2)], minlength=n_muni)
+                counts["svb" + suf][:, j] = np.bincount(mi[present & em_in[v]], minlength=n_muni)
+        if t % 24 == 23:
+            log.info("persons: simulated through %s", pd.Period(year=t_abs // 12, month=t_abs % 12 + 1, freq="M"))
+
+    pid_num = rng.choice(2**40, size=n, replace=False)
+    persons = pd.DataFrame({
+        "pid": [f"JK{v:010X}" for v in pid_num], "muni": mi, "birth_year": birth_year, "sex": sex,
+        "origin": origin, "a": a, "x": x,
+    })
+    ev = pd.DataFrame({
+        "p": np.concatenate(ev_p), "t": np.concatenate(ev_t), "code": np.concatenate(ev_c),
+    })
+    return PersonsResult(persons=persons, events=ev, counts=counts, entries_q=entries, hazard_ratio=hr)
+
+
+def true_effects(muni: pd.DataFrame, counts: dict[str, np.ndarray]) -> dict[str, Any]:
+    """True effect paths (percentage points) from observed and counterfactual stocks."""
+    ref = counts["refugees"].astype(float)
+    start = muni["start_idx"].to_numpy()
+    treated = start >= 0
+    t_abs = PANEL_START + np.arange(N_PANEL)
+    e = t_abs[None, :] - start[:, None]
+    valid = treated[:, None] & (ref > 0)
+    obs = {
+        "language": (counts["b1"], counts["b1_cf"]),
+        "training": (counts["ausbildung"] + counts["weiterbildung"],
+                     counts["ausbildung_cf"] + counts["weiterbildung_cf"]),
+        "employment": (counts["svb"], counts["svb_cf"]),
+    }
+    out: dict[str, Any] = {}
+    safe = np.where(ref > 0, ref, 1.0)
+    for o, (y1, y0) in obs.items():
+        dcount = (y1 - y0).astype(float)
+        drate = dcount / safe * 100.0
+        cells = pd.DataFrame({
+            "e": e[valid], "cohort": np.repeat(start[:, None], N_PANEL, axis=1)[valid],
+            "drate": drate[valid], "dcount": dcount[valid], "ref": ref[valid],
+        })
+        by_e = cells.groupby("e").agg(att=("drate", "mean"), n_units=("drate", "size"),
+                                      dcount=("dcount", "sum"), ref=("ref", "sum"))
+        by_e["att_weighted"] = by_e["dcount"] / by_e["ref"] * 100.0
+        post = cells.loc[cells["e"] >= 0]
+        by_ce = cells.groupby(["cohort", "e"])["drate"].mean()
+        cohort_map: dict[str, dict[str, float]] = {}
+        for (c, ev), val in by_ce.items():
+            key = str(pd.Period(year=int(c) // 12, month=int(c) % 12 + 1, freq="M"))
+            cohort_map.setdefault(key, {})[str(int(ev))] = float(val)
+        out[o] = {
+            "att_by_event_time": {str(int(k)): float(v) for k, v in by_e["att"].items()},
+            "att_by_event_time_weighted": {str(int(k)): float(v) for k, v in by_e["att_weighted"].items()},
+            "n_units_by_event_time": {str(int(k)): int(v) for k, v in by_e["n_units"].items()},
+            "att_by_cohort_event_time": cohort_map,
+            "att_overall": float(post["drate"].mean()) if len(post) else 0.0,
+            "att_overall_weighted": float(post["dcount"].sum() / post["ref"].sum() * 100.0) if len(post) else 0.0,
+            "att_overall_pre": float(cells.loc[cells["e"] < 0, "drate"].mean()) if (cells["e"] < 0).any() else 0.0,
+        }
+    return out

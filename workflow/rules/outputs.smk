@@ -1,0 +1,206 @@
+# Outputs: descriptive replication of the short report, result figures and tables, the final
+# report (HTML + PDF) and the disclosure check over everything under results/.
+# Thin rules: each calls one `ifm-eval <subcommand>`; the implementing modules are inputs.
+# Needs from the Snakefile: CFG, CONFIG_FILE, SYNTHETIC, MODELS, ENV, LOGS, P, module_files,
+# estimate_outputs. The lead adds OUTPUT_TARGETS to `rule all`.
+
+from ifm_eval.outputs import targets as OT
+
+OUT_OUTCOMES = OT.outcomes(CFG, MODELS)
+OUT_FIG = OT.figures_dir(CFG)
+OUT_TAB = OT.tables_dir(CFG)
+OUT_REPORT_HTML, OUT_REPORT_PDF = OT.report_paths(CFG)
+OUT_CODE_COMMON = ["outputs/__init__.py", "outputs/style.py", "outputs/tablefmt.py", "outputs/targets.py",
+                   "outputs/disclosure.py", "outputs/cli.py"]
+OUTPUT_TARGETS = [str(OUT_REPORT_HTML), str(OUT_REPORT_PDF), str(OT.disclosure_check_path(CFG))]
+
+
+rule descriptives:
+    input:
+        survey=P.processed_path(CFG, "survey_harmonised"),
+        treatment=P.processed_path(CFG, "treatment"),
+        members=P.processed_path(CFG, "funding_members"),
+        posts=P.processed_path(CFG, "im_posts"),
+        frame=P.processed_path(CFG, "municipalities"),
+        geo=[P.reference_path(CFG, "geo_gemeinden"), P.reference_path(CFG, "geo_kreise")],
+        code=module_files(*OUT_CODE_COMMON, "outputs/descriptives.py"),
+    output:
+        figures=[
+            report(
+                OUT_FIG / "descriptives" / f"{k}.png",
+                caption="../report/descriptives.rst",
+                category="1 Umsetzung (Kurzbericht)",
+                subcategory=k,
+            )
+            for k in OT.DESCRIPTIVE_FIGURES
+        ],
+        pdfs=[OUT_FIG / "descriptives" / f"{k}.pdf" for k in OT.DESCRIPTIVE_FIGURES],
+        shares=OUT_TAB / "descriptives_shares.csv",
+        comparison=report(
+            OUT_TAB / "descriptives_comparison.html",
+            caption="../report/descriptives_comparison.rst",
+            category="1 Umsetzung (Kurzbericht)",
+            subcategory="Vergleich",
+        ),
+        comparison_other=[OUT_TAB / f"descriptives_comparison.{f}" for f in ("csv", "tex")],
+    params:
+        config=CONFIG_FILE,
+        language=CFG["report"]["language"],
+    conda:
+        ENV
+    log:
+        LOGS / "outputs" / "descriptives.log",
+    benchmark:
+        LOGS / "bench" / "outputs" / "descriptives.tsv"
+    shell:
+        "ifm-eval descriptives --config {params.config} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        estimates=estimate_outputs(CFG),
+        panel=P.processed_path(CFG, "panel"),
+        truth=[P.truth_path(CFG)] if SYNTHETIC else [],
+        geo=[P.reference_path(CFG, "geo_gemeinden"), P.reference_path(CFG, "geo_kreise")],
+        code=module_files(*OUT_CODE_COMMON, "outputs/figures.py", "outputs/descriptives.py"),
+    output:
+        event_study=[
+            report(
+                OUT_FIG / f"event_study_{o}.png",
+                caption="../report/event_study.rst",
+                category="2 Ergebnisse",
+                subcategory=o,
+            )
+            for o in OUT_OUTCOMES
+        ],
+        raw_trends=[
+            report(
+                OUT_FIG / f"raw_trends_{o}.png",
+                caption="../report/raw_trends.rst",
+                category="3 Daten",
+                subcategory=o,
+            )
+            for o in OUT_OUTCOMES
+        ],
+        heatmap=[
+            report(
+                OUT_FIG / f"group_time_heatmap_{o}.png",
+                caption="../report/heatmap.rst",
+                category="2 Ergebnisse",
+                subcategory=o,
+            )
+            for o in OUT_OUTCOMES
+        ],
+        robustness=report(
+            OUT_FIG / "robustness.png",
+            caption="../report/robustness.rst",
+            category="2 Ergebnisse",
+            subcategory="Robustheit",
+        ),
+        cohort_map=report(
+            OUT_FIG / "cohort_map.png",
+            caption="../report/cohort_map.rst",
+            category="3 Daten",
+            subcategory="Kohorten",
+        ),
+        pdfs=OT.figure_paths(CFG, MODELS, fmt="pdf"),
+        trend_data=[OUT_FIG / f"raw_trends_{o}.csv" for o in OUT_OUTCOMES],
+    params:
+        config=CONFIG_FILE,
+        language=CFG["report"]["language"],
+        min_cell=CFG["disclosure"]["min_cell"],
+    resources:
+        mem_mb=2000,
+    conda:
+        ENV
+    log:
+        LOGS / "outputs" / "figures.log",
+    benchmark:
+        LOGS / "bench" / "outputs" / "figures.tsv"
+    shell:
+        "ifm-eval figures --config {params.config} > {log} 2>&1"
+
+
+rule tables:
+    input:
+        estimates=estimate_outputs(CFG),
+        panel=P.processed_path(CFG, "panel"),
+        survey=P.processed_path(CFG, "survey_harmonised"),
+        lineage=P.processed_path(CFG, "lineage"),
+        quality=P.processed_path(CFG, "data_quality"),
+        code=module_files(*OUT_CODE_COMMON, "outputs/tables.py", "outputs/figures.py"),
+    output:
+        html=[
+            report(
+                OUT_TAB / f"{k}.html",
+                caption=f"../report/table_{k}.rst",
+                category="4 Tabellen",
+                subcategory=k,
+            )
+            for k in OT.RESULT_TABLES
+        ],
+        csv=OT.table_paths(CFG, "csv"),
+        tex=OT.table_paths(CFG, "tex"),
+    params:
+        config=CONFIG_FILE,
+        language=CFG["report"]["language"],
+        min_cell=CFG["disclosure"]["min_cell"],
+    conda:
+        ENV
+    log:
+        LOGS / "outputs" / "tables.log",
+    benchmark:
+        LOGS / "bench" / "outputs" / "tables.tsv"
+    shell:
+        "ifm-eval tables --config {params.config} > {log} 2>&1"
+
+
+rule report:
+    input:
+        figures=OT.figure_paths(CFG, MODELS) + OT.descriptive_figure_paths(CFG),
+        tables=OT.table_paths(CFG, "csv") + [OUT_TAB / "descriptives_comparison.csv"],
+        estimates=estimate_outputs(CFG),
+        truth=[P.truth_path(CFG)] if SYNTHETIC else [],
+        code=module_files(*OUT_CODE_COMMON, "outputs/report.py", "outputs/figures.py"),
+    output:
+        html=report(
+            OUT_REPORT_HTML,
+            caption="../report/final_report.rst",
+            category="0 Bericht",
+        ),
+        pdf=OUT_REPORT_PDF,
+    params:
+        config=CONFIG_FILE,
+        language=CFG["report"]["language"],
+    conda:
+        ENV
+    log:
+        LOGS / "outputs" / "report.log",
+    benchmark:
+        LOGS / "bench" / "outputs" / "report.tsv"
+    shell:
+        "ifm-eval report --config {params.config} --logs {LOGS} > {log} 2>&1"
+
+
+rule check_disclosure:
+    input:
+        OUT_REPORT_HTML,
+        OUT_REPORT_PDF,
+        rules.descriptives.output,
+        rules.figures.output,
+        rules.tables.output,
+        estimate_outputs(CFG),
+        code=module_files("outputs/disclosure.py", "outputs/cli.py"),
+    output:
+        OT.disclosure_check_path(CFG),
+    params:
+        config=CONFIG_FILE,
+        min_cell=CFG["disclosure"]["min_cell"],
+    conda:
+        ENV
+    log:
+        LOGS / "outputs" / "check_disclosure.log",
+    benchmark:
+        LOGS / "bench" / "outputs" / "check_disclosure.tsv"
+    shell:
+        "ifm-eval check-disclosure --config {params.config} --out {output} > {log} 2>&1"
