@@ -369,3 +369,18 @@ def test_aggregate_fresh_bootstrap_on_analytic_fit():
     assert r.between(0.8, 1.2).all()
     assert np.isfinite(bt.crit_val) and bt.crit_val > 1.96
     pd.testing.assert_frame_equal(bt.table, a.aggregate("dynamic", n_boot=999).table)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(base_period="universal", method="dr", covariates=["x1", "x2"], anticipation=1,
+         cluster="cl"),
+    dict(base_period="universal", method="reg", control_group="never_treated", weights="w"),
+    dict(method="ipw", covariates=["x1"], anticipation=1, weights="w", cluster="cl"),
+])
+def test_aggregations_universal_anticipation_match_csdid(kw):
+    ours = callaway_santanna(PANEL, "y", "id", "t", "g", **kw)
+    m = run_csdid(PANEL, **kw)
+    _compare_attgt(ours, m)
+    for kind in ("simple", "dynamic", "group", "calendar"):
+        _compare_agg(ours, m, kind)
+    _compare_agg(ours, m, "dynamic", min_e=-2, max_e=2)

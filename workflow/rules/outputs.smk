@@ -172,6 +172,7 @@ rule report:
     params:
         config=CONFIG_FILE,
         language=CFG["report"]["language"],
+        logs=LOGS,
     conda:
         ENV
     log:
@@ -179,7 +180,7 @@ rule report:
     benchmark:
         LOGS / "bench" / "outputs" / "report.tsv"
     shell:
-        "ifm-eval report --config {params.config} --logs {LOGS} > {log} 2>&1"
+        "ifm-eval report --config {params.config} --logs {params.logs} > {log} 2>&1"
 
 
 rule check_disclosure:

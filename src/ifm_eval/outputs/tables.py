@@ -202,7 +202,9 @@ def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list
 
     # coverage, item non-response, lineage --------------------------------------------------
     quality = _read_csv(P.processed_path(cfg, "data_quality"))
-    coverage = None if quality is None else quality.loc[quality["table"] != "item_nonresponse"].dropna(axis=1, how="all")
+    coverage = quality
+    if quality is not None and "table" in quality:
+        coverage = quality.loc[quality["table"] != "item_nonresponse"].dropna(axis=1, how="all")
     cov = _safe_passthrough(coverage, threshold)
     written += write_table(cov, out / "coverage", lang=lang, synthetic=synthetic,
                            caption=_t(lang, "Datenabdeckung und Datenqualität der Quellen", "Data coverage and quality of the sources")).values()
