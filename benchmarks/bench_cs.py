@@ -10,12 +10,18 @@ if it exists (ags, t, g, rate_employment, log_population, urbanisation), otherwi
 simulated panel of the same shape (1,101 units x 72 months, ~20 cohorts, almost no
 never-treated units); (b) a random 20,000-unit x 84-month panel (skipped by ``--quick``).
 
-Each call runs in a fresh subprocess (imports and data loading excluded from the
-timing): wall time of fit + aggregation, and peak memory as the peak RSS increase over
-the RSS just before the first call (psutil sampling every 2 ms, cross-checked with
-``ru_maxrss``). ATT(g,t) of each call are saved and compared with csdid's.
+Each tool/row runs in a fresh subprocess (imports and data loading excluded from the
+timing) that repeats the call: wall time of fit + aggregation, and peak memory as the
+peak RSS increase over the RSS just before the first call (psutil sampling every 2 ms
+during the first call, cross-checked with ``ru_maxrss`` over all calls). With more
+than one repeat the first call is a warm-up and the timed repeats run without the
+sampler thread (it competes for the GIL); with one repeat that call is timed. ATT(g,t) of each call are saved and compared with
+csdid's. Robustness to machine load: medians over repeats (default 5 for ifm_eval; 3
+for the peers on panel a, 1 on the expensive panel b), and the environment (cores
+usable, BLAS library and thread count, load average at the start and at the end) is
+printed with the table.
 
-Usage:  python benchmarks/bench_cs.py [--quick] [--reps 3] [--peer-reps 1]
+Usage:  python benchmarks/bench_cs.py [--quick] [--reps 5] [--peer-reps N] [--blas-threads 1]
 """
 
 from __future__ import annotations
@@ -34,13 +40,19 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 PANEL = ROOT / "data" / "processed" / "panel" / "panel.parquet"
-COLS = dict(unit="ags", time="t", cohort="g", outcome="rate_employment",
-            covariates=["log_population", "urbanisation"])
+COLS = dict(
+    unit="ags",
+    time="t",
+    cohort="g",
+    outcome="rate_employment",
+    covariates=["log_population", "urbanisation"],
+)
 
 
 # --------------------------------------------------------------------------- #
-def simulate_panel(n_units: int, n_periods: int, n_cohorts: int, never_share: float,
-                   seed: int) -> pd.DataFrame:
+def simulate_panel(
+    n_units: int, n_periods: int, n_cohorts: int, never_share: float, seed: int
+) -> pd.DataFrame:
     """Random staggered panel in the municipality-panel schema."""
     rng = np.random.default_rng(seed)
     logpop = rng.normal(8.5, 1.2, n_units)
@@ -57,19 +69,23 @@ def simulate_panel(n_units: int, n_periods: int, n_cohorts: int, never_share: fl
     e = t[None, :] - g[:, None]
     eff = np.where((g[:, None] > 0) & (e >= 0), 0.5 + 0.05 * np.minimum(e, 24), 0.0)
     y = 60 + fe[:, None] + trend + eff + rng.normal(0, 1, (n_units, n_periods))
-    return pd.DataFrame({
-        "ags": np.repeat(np.arange(1, n_units + 1) + 8_000_000, n_periods),
-        "t": np.tile(t, n_units),
-        "g": np.repeat(g, n_periods),
-        "rate_employment": y.ravel(),
-        "log_population": np.repeat(logpop, n_periods),
-        "urbanisation": np.repeat(urb, n_periods),
-    })
+    return pd.DataFrame(
+        {
+            "ags": np.repeat(np.arange(1, n_units + 1) + 8_000_000, n_periods),
+            "t": np.tile(t, n_units),
+            "g": np.repeat(g, n_periods),
+            "rate_employment": y.ravel(),
+            "log_population": np.repeat(logpop, n_periods),
+            "urbanisation": np.repeat(urb, n_periods),
+        }
+    )
 
 
 def municipality_panel() -> tuple[pd.DataFrame, str]:
     if PANEL.exists():
-        df = pd.read_parquet(PANEL, columns=["ags", "t", "g", *[COLS["outcome"]], *COLS["covariates"]])
+        df = pd.read_parquet(
+            PANEL, columns=["ags", "t", "g", *[COLS["outcome"]], *COLS["covariates"]]
+        )
         df["g"] = df["g"].fillna(0)
         # integer codes for unit / period (csdid needs a numeric id)
         df["ags"] = pd.factorize(df["ags"], sort=True)[0] + 1
@@ -78,11 +94,13 @@ def municipality_panel() -> tuple[pd.DataFrame, str]:
             df["t"] = df["t"].map(tcodes)
             df["g"] = df["g"].map(lambda v: tcodes.get(v, 0) if v else 0)
         return df.dropna().reset_index(drop=True), "panel.parquet"
-    return simulate_panel(1101, 72, 20, 0.004, seed=2026), "simulated 1101x72 (panel.parquet absent)"
+    return simulate_panel(
+        1101, 72, 20, 0.004, seed=2026
+    ), "simulated 1101x72 (panel.parquet absent)"
 
 
 # --------------------------------------------------------------------------- #
-CHILD = r'''
+CHILD = r"""
 import json, sys, time, threading, resource, gc, contextlib, io, warnings
 import numpy as np, pandas as pd, psutil
 cfg = json.loads(sys.argv[1])
@@ -133,28 +151,37 @@ def sampler():
             peak[0] = r
         time.sleep(0.002)
 th = threading.Thread(target=sampler, daemon=True); th.start()
-times = []
-out = None
-for i in range(reps):
-    t0 = time.perf_counter(); out = call(); times.append(time.perf_counter() - t0)
-    if i == 0:
-        gc.collect()
+# call 1 (also the warm-up) runs under the RSS sampler; with reps > 1 the timed
+# repeats run without it (a thread waking every 2 ms contends for the GIL and slows
+# short calls), and ru_maxrss still covers their peak
+t0 = time.perf_counter(); out = call(); first = time.perf_counter() - t0
 stop[0] = True; th.join()
+gc.collect()
+times = [first] if reps == 1 else []
+for i in range(reps if reps > 1 else 0):
+    t0 = time.perf_counter(); out = call(); times.append(time.perf_counter() - t0)
 maxrss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 pk = max(peak[0], maxrss1 if maxrss1 > maxrss0 else 0)
-res = {"times": times, "peak_mb": (pk - rss0) / 2**20}
+res = {"times": times, "first": first, "peak_mb": (pk - rss0) / 2**20}
 if out is not None:
     np.save(cfg["att_out"], np.column_stack(out))
 print(json.dumps(res))
-'''
+"""
 
 
 def run_child(tool: str, row: str, data: str, reps: int, att_out: str, timeout: float) -> dict:
     cfg = json.dumps({"tool": tool, "row": row, "data": data, "reps": reps, "att_out": att_out})
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     try:
-        p = subprocess.run([sys.executable, "-c", CHILD, cfg], capture_output=True, text=True,
-                           timeout=timeout, env=env)
+        p = subprocess.run(
+            [sys.executable, "-c", CHILD, cfg],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timeout > {timeout:.0f}s"}
     if p.returncode != 0:
@@ -175,15 +202,58 @@ def max_att_diff(a_file: str, b_file: str) -> float:
     return float(np.max(np.abs(both["att_a"] - both["att_b"]))) if len(both) else float("nan")
 
 
+def environment(blas_env: dict) -> str:
+    """One line: Python, cores (usable / total), BLAS library and threads, load."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    try:
+        from threadpoolctl import threadpool_info
+
+        libs = [
+            f"{i.get('internal_api')} {i.get('version')} threads={i.get('num_threads')}"
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        ]
+    except Exception:  # threadpoolctl missing: library from numpy's build info
+        libs = []
+        try:
+            b = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+            libs = [
+                f"{b.get('name')} {b.get('version')} threads="
+                + (os.environ.get("OPENBLAS_NUM_THREADS") or "default (one per core)")
+            ]
+        except Exception:
+            pass
+    l1, l5, l15 = os.getloadavg()
+    return (
+        f"python {sys.version.split()[0]}, numpy {np.__version__}, cores usable "
+        f"{usable}/{os.cpu_count()}, BLAS {'; '.join(libs) or '?'} "
+        f"(env {blas_env or 'default'}), load average {l1:.2f} {l5:.2f} {l15:.2f} "
+        f"at start {time.strftime('%H:%M:%S')}"
+    )
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="skip the 20,000-unit panel")
-    ap.add_argument("--reps", type=int, default=3, help="repetitions for ifm_eval (>=3)")
-    ap.add_argument("--peer-reps", type=int, default=None,
-                    help="repetitions for csdid/diff-diff (default 2 on panel a, 1 on panel b)")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions for ifm_eval (>=5)")
+    ap.add_argument(
+        "--peer-reps",
+        type=int,
+        default=None,
+        help="repetitions for csdid/diff-diff (default 3 on panel a, 1 on panel b)",
+    )
     ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="set OPENBLAS/OMP/MKL thread counts for every call (all tools alike)")
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="set OPENBLAS/OMP/MKL thread counts for every call (all tools alike)",
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny panels, to check the harness")
     args = ap.parse_args()
     if args.blas_threads:
@@ -202,37 +272,52 @@ def main() -> None:
 
     rows = ["reg", "dr_2cov", "reg_boot"]
     results = []
-    blas = {v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if os.environ.get(v)}
-    print(f"python {sys.version.split()[0]}, cores={os.cpu_count()}, load={os.getloadavg()[0]:.1f}, "
-          f"BLAS env {blas or 'default'}, started {time.strftime('%H:%M:%S')}")
+    blas = {
+        v: os.environ.get(v)
+        for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+        if os.environ.get(v)
+    }
+    print(environment(blas))
     for key, label, df in panels:
         path = tmp / f"panel_{key}.parquet"
         df.to_parquet(path)
         nu, nt = df["ags"].nunique(), df["t"].nunique()
         ng = df.loc[df.g > 0, "g"].nunique()
         nnever = df.loc[df.g == 0, "ags"].nunique()
-        print(f"\npanel {key}: {label}: {nu} units x {nt} periods, {ng} cohorts, {nnever} never-treated")
+        print(
+            f"\npanel {key}: {label}: {nu} units x {nt} periods, {ng} cohorts, {nnever} never-treated"
+        )
         for row in rows:
             rec = {"panel": key, "row": row}
             for tool in ("ours", "csdid", "diffdiff"):
-                reps = args.reps if tool == "ours" else (args.peer_reps or (2 if key == "a" else 1))
+                reps = args.reps if tool == "ours" else (args.peer_reps or (3 if key == "a" else 1))
                 att_out = str(tmp / f"{key}_{row}_{tool}.npy")
                 r = run_child(tool, row, str(path), reps, att_out, args.timeout)
                 rec[tool] = r
                 t = r.get("times")
-                msg = (f"median {np.median(t):8.3f}s (n={len(t)}), peak +{r['peak_mb']:7.1f} MB"
-                       if t else r.get("error"))
+                msg = (
+                    f"median {np.median(t):8.3f}s (n={len(t)}), peak +{r['peak_mb']:7.1f} MB"
+                    if t
+                    else r.get("error")
+                )
                 print(f"  {row:9s} {tool:9s} {msg}", flush=True)
-            rec["max_att_diff_vs_csdid"] = max_att_diff(str(tmp / f"{key}_{row}_ours.npy"),
-                                                        str(tmp / f"{key}_{row}_csdid.npy"))
+            rec["max_att_diff_vs_csdid"] = max_att_diff(
+                str(tmp / f"{key}_{row}_ours.npy"), str(tmp / f"{key}_{row}_csdid.npy")
+            )
             results.append(rec)
 
-    print("\n| panel | row | ours s (n) | csdid s (n) | diff-diff s (n) | speed-up vs faster peer "
-          "| peak MB ours / csdid / diff-diff | max abs ATT(g,t) diff vs csdid |")
+    print(
+        "\n| panel | row | ours s (n) | csdid s (n) | diff-diff s (n) | speed-up vs faster peer "
+        "| peak MB ours / csdid / diff-diff | max abs ATT(g,t) diff vs csdid |"
+    )
     print("|---|---|---|---|---|---|---|---|")
 
     def fmt(r):
-        return f"{np.median(r['times']):.3f} ({len(r['times'])})" if "times" in r else r.get("error", "?")
+        return (
+            f"{np.median(r['times']):.3f} ({len(r['times'])})"
+            if "times" in r
+            else r.get("error", "?")
+        )
 
     def pk(r):
         return f"{r['peak_mb']:.0f}" if "peak_mb" in r else "-"
@@ -241,9 +326,16 @@ def main() -> None:
         peers = [np.median(rec[t]["times"]) for t in ("csdid", "diffdiff") if "times" in rec[t]]
         ours = np.median(rec["ours"]["times"]) if "times" in rec["ours"] else np.nan
         speed = f"{min(peers) / ours:.1f}x" if peers and np.isfinite(ours) else "-"
-        print(f"| {rec['panel']} | {rec['row']} | {fmt(rec['ours'])} | {fmt(rec['csdid'])} | "
-              f"{fmt(rec['diffdiff'])} | {speed} | {pk(rec['ours'])} / {pk(rec['csdid'])} / "
-              f"{pk(rec['diffdiff'])} | {rec['max_att_diff_vs_csdid']:.1e} |")
+        print(
+            f"| {rec['panel']} | {rec['row']} | {fmt(rec['ours'])} | {fmt(rec['csdid'])} | "
+            f"{fmt(rec['diffdiff'])} | {speed} | {pk(rec['ours'])} / {pk(rec['csdid'])} / "
+            f"{pk(rec['diffdiff'])} | {rec['max_att_diff_vs_csdid']:.1e} |"
+        )
+    l1, l5, l15 = os.getloadavg()
+    print(
+        f"\nload average {l1:.2f} {l5:.2f} {l15:.2f} at end {time.strftime('%H:%M:%S')}; "
+        "times are medians over the repeats shown in parentheses"
+    )
     (tmp / "results.json").write_text(json.dumps(results, indent=1, default=float))
     print(f"\nraw results: {tmp / 'results.json'}")
 

@@ -41,27 +41,57 @@ def make_panel(n_units=200, n_periods=8, seed=0, never_share=0.25, effect_scale=
         e = t - gval
         eff = np.where((gval > 0) & (e >= 0), effect_scale * (1.0 + 0.5 * e + 0.1 * gval), 0.0)
         y = unit_fe + trend + eff + rng.normal(scale=1.0, size=n_units)
-        rows.append(pd.DataFrame({
-            "id": np.arange(1, n_units + 1), "t": t, "g": gval, "y": y, "x1": x1, "x2": x2,
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "id": np.arange(1, n_units + 1),
+                    "t": t,
+                    "g": gval,
+                    "y": y,
+                    "x1": x1,
+                    "x2": x2,
+                }
+            )
+        )
     df = pd.concat(rows, ignore_index=True)
     df["w"] = np.repeat(rng.uniform(0.5, 2.0, size=n_units)[None, :], n_periods, axis=0).ravel()
     df["cl"] = (df["id"] % 23).astype(int)
     return df
 
 
-def run_csdid(df, *, covariates=None, control_group="not_yet_treated", method="dr",
-              anticipation=0, base_period="varying", weights=None, cluster=None,
-              yname="y", tname="t", idname="id", gname="g"):
+def run_csdid(
+    df,
+    *,
+    covariates=None,
+    control_group="not_yet_treated",
+    method="dr",
+    anticipation=0,
+    base_period="varying",
+    weights=None,
+    cluster=None,
+    yname="y",
+    tname="t",
+    idname="id",
+    gname="g",
+):
     from csdid.att_gt import ATTgt
 
     xf = f"{yname} ~ " + ("+".join(covariates) if covariates else "1")
     cg = "nevertreated" if control_group == "never_treated" else "notyettreated"
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = ATTgt(yname=yname, tname=tname, idname=idname, gname=gname, data=df.copy(),
-                  control_group=cg, xformla=xf, anticipation=anticipation,
-                  weights_name=weights, clustervar=cluster)
+        m = ATTgt(
+            yname=yname,
+            tname=tname,
+            idname=idname,
+            gname=gname,
+            data=df.copy(),
+            control_group=cg,
+            xformla=xf,
+            anticipation=anticipation,
+            weights_name=weights,
+            clustervar=cluster,
+        )
         m.fit(est_method=method, base_period=base_period, bstrap=False)
     return m
 
@@ -75,8 +105,14 @@ def csdid_aggte(m, kind, **kw):
 
 def _compare_attgt(ours, m):
     res = m.results
-    ref = pd.DataFrame({"cohort": np.asarray(res["group"], float), "time": np.asarray(res["year"], float),
-                        "att": np.asarray(res["att"], float), "se": np.asarray(res["se"], float)})
+    ref = pd.DataFrame(
+        {
+            "cohort": np.asarray(res["group"], float),
+            "time": np.asarray(res["year"], float),
+            "att": np.asarray(res["att"], float),
+            "se": np.asarray(res["se"], float),
+        }
+    )
     mine = ours.att_gt
     assert len(mine) == len(ref)
     np.testing.assert_array_equal(mine["cohort"].to_numpy(float), ref["cohort"].to_numpy())
@@ -117,27 +153,42 @@ PANEL = make_panel(200, 8, seed=1)
 # Every option crossed once for the two estimator-independent switches, in a
 # pairwise-covering design over the remaining ones (keeps the suite quick).
 GRID = []
-for cg, bp, meth in itertools.product(["not_yet_treated", "never_treated"], ["varying", "universal"],
-                                      ["dr", "ipw", "reg"]):
-    for ant, cov, w, cl in [(0, None, None, None), (1, ["x1", "x2"], "w", "cl"),
-                            (0, ["x1", "x2"], None, "cl"), (1, None, "w", None)]:
+for cg, bp, meth in itertools.product(
+    ["not_yet_treated", "never_treated"], ["varying", "universal"], ["dr", "ipw", "reg"]
+):
+    for ant, cov, w, cl in [
+        (0, None, None, None),
+        (1, ["x1", "x2"], "w", "cl"),
+        (0, ["x1", "x2"], None, "cl"),
+        (1, None, "w", None),
+    ]:
         GRID.append((cg, bp, meth, ant, cov, w, cl))
 
 
 @pytest.mark.parametrize("cg,bp,meth,ant,cov,w,cl", GRID)
 def test_attgt_matches_csdid(cg, bp, meth, ant, cov, w, cl):
-    kw = dict(covariates=cov, control_group=cg, method=meth, anticipation=ant,
-              base_period=bp, weights=w, cluster=cl)
+    kw = dict(
+        covariates=cov,
+        control_group=cg,
+        method=meth,
+        anticipation=ant,
+        base_period=bp,
+        weights=w,
+        cluster=cl,
+    )
     ours = callaway_santanna(PANEL, "y", "id", "t", "g", **kw)
     m = run_csdid(PANEL, **kw)
     _compare_attgt(ours, m)
 
 
-@pytest.mark.parametrize("cg,meth,cov,w,cl", [
-    ("not_yet_treated", "dr", ["x1", "x2"], None, None),
-    ("never_treated", "reg", None, "w", "cl"),
-    ("not_yet_treated", "ipw", ["x1", "x2"], "w", None),
-])
+@pytest.mark.parametrize(
+    "cg,meth,cov,w,cl",
+    [
+        ("not_yet_treated", "dr", ["x1", "x2"], None, None),
+        ("never_treated", "reg", None, "w", "cl"),
+        ("not_yet_treated", "ipw", ["x1", "x2"], "w", None),
+    ],
+)
 @pytest.mark.parametrize("kind", ["simple", "dynamic", "group", "calendar"])
 def test_aggregations_match_csdid(cg, meth, cov, w, cl, kind):
     kw = dict(covariates=cov, control_group=cg, method=meth, weights=w, cluster=cl)
@@ -162,15 +213,31 @@ def mpdta():
 
 @pytest.mark.parametrize("method", ["reg", "dr"])
 def test_mpdta_published(mpdta, method):
-    res = callaway_santanna(mpdta, "lemp", "countyreal", "year", "first.treat", method=method,
-                            control_group="never_treated")
+    res = callaway_santanna(
+        mpdta,
+        "lemp",
+        "countyreal",
+        "year",
+        "first.treat",
+        method=method,
+        control_group="never_treated",
+    )
     simple = res.aggregate("simple")
     assert simple.overall == pytest.approx(-0.0400, abs=5e-5)
     # The published SE 0.0115 (R did vignette) is a multiplier-bootstrap SE; the
     # analytic SE (R did bstrap=FALSE, csdid) is 0.01203.
     assert simple.overall_se == pytest.approx(0.01203, abs=5e-5)
-    boot = callaway_santanna(mpdta, "lemp", "countyreal", "year", "first.treat", method=method,
-                             control_group="never_treated", n_boot=999, seed=2024)
+    boot = callaway_santanna(
+        mpdta,
+        "lemp",
+        "countyreal",
+        "year",
+        "first.treat",
+        method=method,
+        control_group="never_treated",
+        n_boot=999,
+        seed=2024,
+    )
     # within Monte Carlo error of both the published bootstrap SE and the analytic SE
     assert boot.aggregate("simple").overall_se == pytest.approx(0.0115, rel=0.15)
     assert boot.aggregate("simple").overall_se == pytest.approx(0.01203, rel=0.1)
@@ -184,10 +251,26 @@ def test_mpdta_published(mpdta, method):
 
 
 def test_mpdta_with_covariate_matches_csdid(mpdta):
-    ours = callaway_santanna(mpdta, "lemp", "countyreal", "year", "first.treat",
-                             covariates=["lpop"], method="dr", control_group="never_treated")
-    m = run_csdid(mpdta, covariates=["lpop"], method="dr", control_group="never_treated",
-                  yname="lemp", tname="year", idname="countyreal", gname="first.treat")
+    ours = callaway_santanna(
+        mpdta,
+        "lemp",
+        "countyreal",
+        "year",
+        "first.treat",
+        covariates=["lpop"],
+        method="dr",
+        control_group="never_treated",
+    )
+    m = run_csdid(
+        mpdta,
+        covariates=["lpop"],
+        method="dr",
+        control_group="never_treated",
+        yname="lemp",
+        tname="year",
+        idname="countyreal",
+        gname="first.treat",
+    )
     _compare_attgt(ours, m)
     _compare_agg(ours, m, "simple")
     # published DR with lpop: simple ATT about -0.0418 (R did vignette / CS 2021)
@@ -201,8 +284,7 @@ def test_recovers_planted_effects():
     # truth: pre 0; at e>=0 the cohort-share-weighted mean of 1 + 0.5 e + 0.1 g
     units = df.drop_duplicates("id")
     for e in range(-3, 4):
-        gs = [g for g in np.unique(units.g) if g > 0 and 1 <= g + e <= 8
-              and (e >= 0 or g + e >= 1)]
+        gs = [g for g in np.unique(units.g) if g > 0 and 1 <= g + e <= 8 and (e >= 0 or g + e >= 1)]
         if e >= 0:
             sizes = np.array([(units.g == g).sum() for g in gs], float)
             truth = np.sum(sizes * (1 + 0.5 * e + 0.1 * np.array(gs))) / sizes.sum()
@@ -252,9 +334,14 @@ def test_bootstrap_seeded_reproducible_and_close_to_analytic():
     assert r2.between(0.85, 1.15).all()
     # uniform band wider than pointwise
     assert b1.crit_val > 1.96
-    assert (d1.table["cband_high"] - d1.table["cband_low"] > d1.table["ci_high"] - d1.table["ci_low"]).all()
+    assert (
+        d1.table["cband_high"] - d1.table["cband_low"] > d1.table["ci_high"] - d1.table["ci_low"]
+    ).all()
     unclustered = callaway_santanna(df, "y", "id", "t", "g", method="reg", n_boot=999, seed=1)
-    u = unclustered.att_gt.loc[ok, "se"] / callaway_santanna(df, "y", "id", "t", "g", method="reg").att_gt.loc[ok, "se"]
+    u = (
+        unclustered.att_gt.loc[ok, "se"]
+        / callaway_santanna(df, "y", "id", "t", "g", method="reg").att_gt.loc[ok, "se"]
+    )
     assert u.between(0.85, 1.15).all()
 
 
@@ -299,16 +386,28 @@ def test_factored_influence_operator_is_exact():
     A = np.random.default_rng(1).normal(size=(M.shape[1], 5))
     np.testing.assert_allclose(op.matmul(A), M @ A, atol=1e-9)
     np.testing.assert_allclose(op.col_sumsq(), (M**2).sum(0), rtol=1e-10, atol=1e-9)
-    codes = (np.arange(M.shape[0]) % 13)
+    codes = np.arange(M.shape[0]) % 13
     np.testing.assert_allclose(op.cluster_sums(codes, 13), K.cluster_sums(M, codes, 13), atol=1e-9)
     prod, perm = op.boot_product(cells)
     Ut = np.random.default_rng(0).choice([-1.0, 1.0], size=(M.shape[0], 17))
     np.testing.assert_allclose(prod(Ut), M[perm][:, cells].T @ Ut, atol=1e-9)
     # bootstrap map for other control sets (never-treated only; no never-treated units)
-    for sub, cg in ((df, "never_treated"), (df[df.g > 0], "not_yet_treated"),
-                    (df, "not_yet_treated")):
-        r = callaway_santanna(sub, "y", "id", "t", "g", method="reg", control_group=cg,
-                              anticipation=1, base_period="universal")
+    for sub, cg in (
+        (df, "never_treated"),
+        (df[df.g > 0], "not_yet_treated"),
+        (df, "not_yet_treated"),
+    ):
+        r = callaway_santanna(
+            sub,
+            "y",
+            "id",
+            "t",
+            "g",
+            method="reg",
+            control_group=cg,
+            anticipation=1,
+            base_period="universal",
+        )
         Mr = r.influence
         cl = np.flatnonzero(r.att_gt["se"].notna().to_numpy())
         pr, pm = r._op.boot_product(cl)
@@ -339,15 +438,19 @@ def test_bootstrap_with_covariates_and_clusters():
         assert gb.overall_se == pytest.approx(ga.overall_se, rel=0.2)
 
 
-PANEL_PARQUET = Path(__file__).resolve().parents[1] / "data" / "processed" / "panel" / "panel.parquet"
+PANEL_PARQUET = (
+    Path(__file__).resolve().parents[1] / "data" / "processed" / "panel" / "panel.parquet"
+)
 
 
 @pytest.mark.skipif(not PANEL_PARQUET.exists(), reason="municipality panel not built")
 def test_municipality_panel_dr_matches_csdid_including_dropped_cells():
     """Quasi-separated cells (tiny late cohorts, no never-treated units): which cells are
     dropped depends on where the logit iterations stop; we follow statsmodels' IRLS."""
-    df = pd.read_parquet(PANEL_PARQUET, columns=["ags", "t", "g", "rate_employment",
-                                                 "log_population", "urbanisation"])
+    df = pd.read_parquet(
+        PANEL_PARQUET,
+        columns=["ags", "t", "g", "rate_employment", "log_population", "urbanisation"],
+    )
     df["g"] = df["g"].fillna(0)
     df["ags"] = pd.factorize(df["ags"], sort=True)[0] + 1
     if not np.issubdtype(df["t"].dtype, np.integer):
@@ -371,12 +474,20 @@ def test_aggregate_fresh_bootstrap_on_analytic_fit():
     pd.testing.assert_frame_equal(bt.table, a.aggregate("dynamic", n_boot=999).table)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(base_period="universal", method="dr", covariates=["x1", "x2"], anticipation=1,
-         cluster="cl"),
-    dict(base_period="universal", method="reg", control_group="never_treated", weights="w"),
-    dict(method="ipw", covariates=["x1"], anticipation=1, weights="w", cluster="cl"),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(
+            base_period="universal",
+            method="dr",
+            covariates=["x1", "x2"],
+            anticipation=1,
+            cluster="cl",
+        ),
+        dict(base_period="universal", method="reg", control_group="never_treated", weights="w"),
+        dict(method="ipw", covariates=["x1"], anticipation=1, weights="w", cluster="cl"),
+    ],
+)
 def test_aggregations_universal_anticipation_match_csdid(kw):
     ours = callaway_santanna(PANEL, "y", "id", "t", "g", **kw)
     m = run_csdid(PANEL, **kw)

@@ -52,7 +52,9 @@ def test_bad_value_names_path(cfg):
 
 def test_load_config_names_file(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"seed": 1, "data": {"source": "raw"}, "panel": {}, "synth": {}, "extra": 1}))
+    path.write_text(
+        yaml.safe_dump({"seed": 1, "data": {"source": "raw"}, "panel": {}, "synth": {}, "extra": 1})
+    )
     with pytest.raises(ConfigError, match=r"(?s)c\.yaml.*'extra'"):
         load_config(path)
     with pytest.raises(ConfigError, match="not found"):

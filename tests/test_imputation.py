@@ -163,3 +163,77 @@ def test_disconnected_untreated_graph_is_not_bridged():
     res = imputation(df, "y", "unit", "time", "g", event_window=(-3, 5))
     assert any("disconnected" in w for w in res.warnings)
     assert np.isfinite(res.rows("overall")["estimate"]).all()
+
+
+def _no_never_treated_thin_tail(seed: int = 3) -> pd.DataFrame:
+    """No never-treated units; the last cohort (g = 36) has only 5 units, so periods
+    30..35 have 5 untreated units and periods >= 36 none."""
+    df = simulate_staggered(n_units=300, n_periods=40, cohorts=(10, 20, 30), seed=seed)
+    u = df["unit"].str[1:].astype(int)
+    late = u < 5
+    df.loc[late, "g"] = 36
+    e = df["time"] - df["g"]
+    df.loc[late, "tau"] = np.where(e[late] >= 0, 1.0, 0.0)
+    df.loc[late, "y"] = df.loc[late, "y"]  # effects of the original cohort are irrelevant
+    return df
+
+
+@pytest.mark.parametrize("estimator", [imputation, gardner])
+@pytest.mark.parametrize("min_untreated", [1, 10])
+def test_periods_without_enough_untreated_units_are_dropped_and_reported(estimator, min_untreated):
+    df = _no_never_treated_thin_tail()
+    res = estimator(
+        df,
+        "y",
+        "unit",
+        "time",
+        "g",
+        covariates=["x"],
+        event_window=(-5, 25),
+        min_untreated_per_period=min_untreated,
+    )
+    es = res.rows("event_time")
+    assert np.isfinite(es["estimate"]).all() and np.isfinite(res.rows("overall")["estimate"]).all()
+    cells = pd.DataFrame(res.info["dropped_cells"])
+    assert set(cells.loc[cells["reason"] == "no_untreated_observation", "time"]) == set(
+        range(36, 41)
+    )
+    cells = cells[cells["reason"] == "thin_period"]
+    # periods >= 36: no untreated unit at all -> never imputed (unit/period rule);
+    # periods 30..35 (5 untreated units) are dropped when 5 < min_untreated
+    thin = set(cells["time"]) if len(cells) else set()
+    if min_untreated > 5:
+        assert thin == set(range(30, 36))
+        assert set(cells["cohort"]) == {10, 20, 30}
+        exp = int(((df["g"] <= df["time"]) & df["time"].between(30, 35)).sum())
+        assert cells["n_obs"].sum() == exp
+        assert any("fewer than 10 untreated units" in w for w in res.warnings)
+    else:
+        assert thin == set()
+    # with min 10 no treated observation after period 29 is used
+    if min_untreated > 5 and estimator is imputation:
+        assert res.info["n_treated_imputed"] == int(
+            ((df["g"] <= df["time"]) & (df["time"] < 30)).sum()
+        )
+
+
+def test_unidentified_covariate_slopes_make_a_period_unsupported():
+    """With one untreated unit in a period, a covariate x period slope is not identified
+    (pyfixest drops it as collinear): even with min_untreated_per_period=1 the treated
+    observations of that period are not imputed with an arbitrary slope."""
+    df = simulate_staggered(n_units=200, n_periods=20, cohorts=(8, 14), seed=2)
+    u = df["unit"].str[1:].astype(int)
+    df.loc[u == 0, "g"] = 18  # one unit untreated in periods 14..17
+    res = imputation(
+        df,
+        "y",
+        "unit",
+        "time",
+        "g",
+        covariates=["x"],
+        event_window=(-3, 8),
+        min_untreated_per_period=1,
+    )
+    cells = pd.DataFrame(res.info["dropped_cells"])
+    assert set(cells.loc[cells["reason"] == "thin_period", "time"]) == {14, 15, 16, 17}
+    assert np.isfinite(res.rows("event_time")["estimate"]).all()

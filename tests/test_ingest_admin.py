@@ -44,8 +44,17 @@ def ingested(base: tuple[Path, dict]) -> dict:
 
 def test_every_source_writes_parquet_and_lineage(ingested: dict) -> None:
     cfg = ingested["cfg"]
-    for key in ("funding_verbaende", "funding_members", "im_posts", "kpi_reports", "refugees_au",
-                "employment_ba", "training", "language_b1", "case_management"):
+    for key in (
+        "funding_verbaende",
+        "funding_members",
+        "im_posts",
+        "kpi_reports",
+        "refugees_au",
+        "employment_ba",
+        "training",
+        "language_b1",
+        "case_management",
+    ):
         assert paths.processed_path(cfg, key).is_file(), key
     for key in admin.ADMIN_SOURCES:
         lin = pd.read_csv(paths.lineage_path(cfg, f"ingest_{key}"))
@@ -57,7 +66,10 @@ def test_funding(ingested: dict) -> None:
     verb = ingested["out"]["funding_verbaende"]
     assert list(mem["ags"]) == sorted([F.A, F.B, F.C, F.STG])  # 8115001 repaired
     assert mem["ags"].str.len().eq(8).all()
-    assert verb.set_index("antrag_nr")["n_members"].to_dict() == {"PIK-IM-0001": 3, "PIK-IM-0002": 1}
+    assert verb.set_index("antrag_nr")["n_members"].to_dict() == {
+        "PIK-IM-0001": 3,
+        "PIK-IM-0002": 1,
+    }
     assert not verb["vza_mismatch"].any()
     assert verb["bewilligt_am"].iloc[0] == pd.Timestamp("2018-01-15")
     lin = pd.read_csv(paths.lineage_path(ingested["cfg"], "ingest_funding_applications"))
@@ -89,13 +101,18 @@ def test_outcomes_masking_and_window(ingested: dict) -> None:
     j = emp.merge(st, on=["ags", "month"], suffixes=("", "_true"))
     assert len(j) == len(emp)
     # bounds always contain the truth; unmasked cells are exact; '-' = 0
-    assert ((j["employed_lo"] <= j["employed_true"]) & (j["employed_true"] <= j["employed_hi"])).all()
+    assert (
+        (j["employed_lo"] <= j["employed_true"]) & (j["employed_true"] <= j["employed_hi"])
+    ).all()
     un = ~j["employed_masked"]
     assert (j.loc[un, "employed"] == j.loc[un, "employed_true"]).all()
     assert (j.loc[j["employed_masked"], "employed"] == 1.5).all()
     assert j["employed_true"].between(1, 2).eq(j["employed_masked"]).all()
     tr = ingested["out"]["training"].merge(st, on=["ags", "month"], suffixes=("", "_true"))
-    assert ((tr["in_training_lo"] <= tr["in_training_true"]) & (tr["in_training_true"] <= tr["in_training_hi"])).all()
+    assert (
+        (tr["in_training_lo"] <= tr["in_training_true"])
+        & (tr["in_training_true"] <= tr["in_training_hi"])
+    ).all()
     ref = ingested["out"]["refugees_au"].merge(st, on=["ags", "month"], suffixes=("", "_true"))
     assert (ref["refugees"] == ref["refugees_true"]).all()
     b1 = ingested["out"]["language_b1"].merge(st, on=["ags", "month"], suffixes=("", "_true"))
@@ -117,7 +134,14 @@ def test_case_management_reproduces_stocks(ingested: dict) -> None:
     cm = ingested["out"]["case_management"]
     j = st.merge(cm, on=["ags", "month"], suffixes=("_true", ""))
     assert len(j) == 30 * 4
-    for c in ("refugees", "b1_holders", "in_ausbildung", "in_weiterbildung", "in_training", "employed"):
+    for c in (
+        "refugees",
+        "b1_holders",
+        "in_ausbildung",
+        "in_weiterbildung",
+        "in_training",
+        "employed",
+    ):
         assert (j[c] == j[c + "_true"]).all(), c
     others = cm.loc[~cm["ags"].isin(st["ags"])]
     assert (others[["refugees", "employed"]] == 0).all().all()
@@ -131,8 +155,9 @@ def test_case_management_full_history_window(base: tuple[Path, dict]) -> None:
     lin = Lineage("x")
     frame = admin.load_frame(F.config(root))
     ev = read_export(root / "raw/casemanagement/fallmanagement_export.csv", set(frame["ags"]), lin)
-    res = aggregate_stocks(ev, pd.Timestamp("2016-01-01"), pd.Timestamp("2019-12-01"),
-                           [F.STG, F.A, F.B, F.C], lin)
+    res = aggregate_stocks(
+        ev, pd.Timestamp("2016-01-01"), pd.Timestamp("2019-12-01"), [F.STG, F.A, F.B, F.C], lin
+    )
     j = expected["stocks"].merge(res, on=["ags", "month"], suffixes=("_true", ""))
     assert len(j) == 48 * 4
     assert (j["refugees"] == j["refugees_true"]).all()
@@ -166,7 +191,9 @@ def test_schema_table_documents_every_file() -> None:
     d = describe_all()
     assert {"im_posts", "employment_ba", "funding_applications/Mitglieder"} <= set(d["source"])
     assert not d["column"].duplicated().all()
-    assert np.all(d["kind"].isin(["text", "int", "number", "date", "month", "quarter", "ags", "masked"]))
+    assert np.all(
+        d["kind"].isin(["text", "int", "number", "date", "month", "quarter", "ags", "masked"])
+    )
 
 
 def test_excel_numbers_typed_as_text(tree: tuple) -> None:

@@ -38,8 +38,16 @@ def world(tmp_path_factory):
     res = write_surveys(muni, posts, attrs, cfg, np.random.default_rng(23), paths.raw_dir(cfg))
     verb = muni.loc[muni["applied"], ["verband_id", "verband_name", "ags"]]
     harm, report, lin = harmonise_surveys(cfg, verbaende=verb)
-    return {"muni": muni, "attrs": attrs, "cfg": cfg, "res": res, "harm": harm,
-            "report": report, "lineage": lin, "verb": verb}
+    return {
+        "muni": muni,
+        "attrs": attrs,
+        "cfg": cfg,
+        "res": res,
+        "harm": harm,
+        "report": report,
+        "lineage": lin,
+        "verb": verb,
+    }
 
 
 # --------------------------------------------------------------------------- reading
@@ -100,9 +108,12 @@ def test_round_trip_equals_what_was_answered(world):
         if hs[var]["type"] == "numeric":
             same = np.isclose(got.astype(float), want.astype(float))
         else:
-            same = (got.astype(object).map(str).to_numpy()
-                    == want.map(lambda z: str(bool(z)) if isinstance(z, (bool, np.bool_))
-                                else str(z)).to_numpy())
+            same = (
+                got.astype(object).map(str).to_numpy()
+                == want.map(
+                    lambda z: str(bool(z)) if isinstance(z, (bool, np.bool_)) else str(z)
+                ).to_numpy()
+            )
         # a typo can be closer to another municipality's name: only fuzzy matches may differ
         fuzzy = (harm.loc[sel, f"match_{wave}"] == "fuzzy").to_numpy()
         assert same[~fuzzy].all(), (wave, var, list(sel[~fuzzy & ~same][:5]))
@@ -116,15 +127,30 @@ def test_round_trip_equals_drawn_attributes(world):
     harm = world["harm"].set_index("ags")
     attrs = world["attrs"].set_index("ags")
     wave_of = {"decision_maker": "w3", "doc_mode": "w1", "software": "w1"}
-    for col in ("decision_maker", "min_age", "arrival", "doc_mode", "software", "ts_eu",
-                "ts_ausreisepflichtig", "hs_vorlaeufig", "hs_andere"):
+    for col in (
+        "decision_maker",
+        "min_age",
+        "arrival",
+        "doc_mode",
+        "software",
+        "ts_eu",
+        "ts_ausreisepflichtig",
+        "hs_vorlaeufig",
+        "hs_andere",
+    ):
         got = harm[col].dropna()
         got = got[got.astype(str) != "mehrere"]
         assert len(got) > 500, col
         w = harm.loc[got.index, f"{col}__wave"] if f"{col}__wave" in harm else wave_of[col]
-        method = pd.Series([harm.at[a, f"match_{ww}"] for a, ww in
-                            zip(got.index, w if not isinstance(w, str) else [w] * len(got),
-                                strict=True)], index=got.index)
+        method = pd.Series(
+            [
+                harm.at[a, f"match_{ww}"]
+                for a, ww in zip(
+                    got.index, w if not isinstance(w, str) else [w] * len(got), strict=True
+                )
+            ],
+            index=got.index,
+        )
         same = got.astype(str) == attrs.loc[got.index, col].astype(str)
         assert same[method != "fuzzy"].all(), (col, list(got.index[~same][:5]))
         assert same.mean() >= 0.99, col
@@ -136,7 +162,7 @@ def test_district_answers_flagged_and_totals_not_copied(world):
     assert len(j) > 50
     assert j["refugees_on_site_2018"].isna().all()
     assert (j["refugees_on_site_2018__missing"] == "verband_total").all()
-    assert j["min_age"].notna().mean() > 0.9          # policies apply to every member
+    assert j["min_age"].notna().mean() > 0.9  # policies apply to every member
     assert harm["district_answer"].any()
     assert len(harm) == 1101 and harm["ags"].is_unique
 
@@ -155,8 +181,17 @@ def test_no_silent_row_loss_in_key_report(world):
 
 def test_item_nonresponse_table(world):
     t = item_nonresponse(world["cfg"])
-    assert {"wave", "variable", "n", "n_refused", "n_dont_know", "n_not_applicable",
-            "n_not_asked", "n_missing", "share_missing"} <= set(t.columns)
+    assert {
+        "wave",
+        "variable",
+        "n",
+        "n_refused",
+        "n_dont_know",
+        "n_not_applicable",
+        "n_not_asked",
+        "n_missing",
+        "share_missing",
+    } <= set(t.columns)
     edu = t[t["harmonised"].isin(["in_training_2018", "b1_certificate_2019"])]
     assert (edu["share_missing"] > 0.75).all()
     assert (t["n_missing"] <= t["n"]).all()
@@ -170,12 +205,12 @@ def test_load_verbaende_from_raw_workbook(world, tmp_path):
     p.parent.mkdir(parents=True)
     ant = m.groupby("verband_id").agg(Verband=("verband_name", "first")).reset_index()
     ant = ant.rename(columns={"verband_id": "Antrags-Nr."})
-    mit = pd.DataFrame({"Antrags-Nr.": m["verband_id"], "AGS": m["ags"].str.lstrip("0"),
-                        "Gemeinde": m["name"]})
+    mit = pd.DataFrame(
+        {"Antrags-Nr.": m["verband_id"], "AGS": m["ags"].str.lstrip("0"), "Gemeinde": m["name"]}
+    )
     with pd.ExcelWriter(p) as xw:
         for name, df in (("Antraege", ant), ("Mitglieder", mit)):
-            pd.DataFrame([[f"PIK {name}"]]).to_excel(xw, sheet_name=name, header=False,
-                                                     index=False)
+            pd.DataFrame([[f"PIK {name}"]]).to_excel(xw, sheet_name=name, header=False, index=False)
             df.to_excel(xw, sheet_name=name, startrow=2, index=False)
     frame = municipalities(read_gemeindeverzeichnis(GV))
     v = load_verbaende(cfg, frame)
@@ -251,19 +286,26 @@ def test_bad_corrupt_body(world, tmp_path):
 
 
 def test_bad_renamed_variable(world, tmp_path):
-    p = _rewrite(world["res"]["survey_w1"], tmp_path / "w1.sav",
-                 lambda d: d.rename(columns={"F3_doku": "F3_dokumentation"}))
+    p = _rewrite(
+        world["res"]["survey_w1"],
+        tmp_path / "w1.sav",
+        lambda d: d.rename(columns={"F3_doku": "F3_dokumentation"}),
+    )
     with pytest.raises(SurveyError, match=r"'F3_doku' \(renamed to 'F3_dokumentation'\?\)"):
         read_wave(p, "w1")
 
 
 def test_renamed_variable_is_a_codebook_edit(world, tmp_path):
-    p = _rewrite(world["res"]["survey_w1"], tmp_path / "w1.sav",
-                 lambda d: d.rename(columns={"F3_doku": "F3_dokumentation"}))
+    p = _rewrite(
+        world["res"]["survey_w1"],
+        tmp_path / "w1.sav",
+        lambda d: d.rename(columns={"F3_doku": "F3_dokumentation"}),
+    )
     cb = load_codebook()
     v = cb["waves"]["w1"]["variables"]
-    cb["waves"]["w1"]["variables"] = {("F3_dokumentation" if k == "F3_doku" else k): s
-                                      for k, s in v.items()}
+    cb["waves"]["w1"]["variables"] = {
+        ("F3_dokumentation" if k == "F3_doku" else k): s for k, s in v.items()
+    }
     wd = read_wave(p, "w1", codebook=cb)
     assert wd.values["F3_dokumentation"].dropna().isin(["digital", "papier", "gemischt"]).all()
 
@@ -272,13 +314,14 @@ def test_bad_unknown_code_error_and_logged_decision(world, tmp_path, caplog):
     def plant(d):
         d.loc[4, "v12_alter"] = 7
         return d
+
     p = _rewrite(world["res"]["survey_w2"], tmp_path / "w2.sav", plant)
     with pytest.raises(SurveyError, match=r"w2\.sav: row 5, column 'v12_alter': unknown code 7"):
         read_wave(p, "w2")
     with caplog.at_level(logging.WARNING):
         wd = read_wave(p, "w2", on_unknown_code="missing")
     n = len(pyreadstat.read_sav(str(p))[0])
-    assert len(wd.frame) == n                                   # no row lost
+    assert len(wd.frame) == n  # no row lost
     assert wd.frame.loc[4, "v12_alter__missing"] == "unknown_code"
     assert any("unknown code 7" in d for d in wd.decisions)
     assert "unknown code 7" in caplog.text
@@ -288,6 +331,7 @@ def test_bad_unknown_negative_code(world, tmp_path):
     def plant(d):
         d.loc[2, "v20_anz_gefl"] = -5
         return d
+
     p = _rewrite(world["res"]["survey_w2"], tmp_path / "w2.sav", plant)
     with pytest.raises(SurveyError, match=r"row 3, column 'v20_anz_gefl': unknown code -5"):
         read_wave(p, "w2")
@@ -299,33 +343,41 @@ def test_bad_text_in_numeric_column(world, tmp_path):
         d.loc[6, "v20_anz_gefl"] = "ca. 40"
         d["v20_anz_gefl"] = d["v20_anz_gefl"].astype(str)
         return d
+
     p = _rewrite(world["res"]["survey_w2"], tmp_path / "w2.sav", plant)
     with pytest.raises(SurveyError, match=r"row 7, column 'v20_anz_gefl': text 'ca. 40'"):
         read_wave(p, "w2")
 
 
 def test_bad_out_of_range_and_fractional_count(world, tmp_path):
-    p = _rewrite(world["res"]["survey_w3"].with_suffix(".sav") if False else
-                 world["res"]["survey_w1"], tmp_path / "w1.sav",
-                 lambda d: d.assign(F2a_vza=d["F2a_vza"].where(d.index != 3, 999.0)))
+    p = _rewrite(
+        world["res"]["survey_w3"].with_suffix(".sav") if False else world["res"]["survey_w1"],
+        tmp_path / "w1.sav",
+        lambda d: d.assign(F2a_vza=d["F2a_vza"].where(d.index != 3, 999.0)),
+    )
     with pytest.raises(SurveyError, match=r"row 4, column 'F2a_vza': value 999 outside"):
         read_wave(p, "w1")
-    p = _rewrite(world["res"]["survey_w1"], tmp_path / "w1b.sav",
-                 lambda d: d.assign(F2_personen=d["F2_personen"].where(d.index != 1, 2.5)))
+    p = _rewrite(
+        world["res"]["survey_w1"],
+        tmp_path / "w1b.sav",
+        lambda d: d.assign(F2_personen=d["F2_personen"].where(d.index != 1, 2.5)),
+    )
     with pytest.raises(SurveyError, match=r"row 2, column 'F2_personen': count 2.5"):
         read_wave(p, "w1")
 
 
 def test_bad_duplicate_id(world, tmp_path):
-    p = _rewrite(world["res"]["survey_w1"], tmp_path / "w1.sav",
-                 lambda d: d.assign(lfdn=d["lfdn"].where(d.index != 5, 1.0)))
+    p = _rewrite(
+        world["res"]["survey_w1"],
+        tmp_path / "w1.sav",
+        lambda d: d.assign(lfdn=d["lfdn"].where(d.index != 5, 1.0)),
+    )
     with pytest.raises(SurveyError, match=r"row 6, column 'lfdn': duplicate id 1"):
         read_wave(p, "w1")
 
 
 def test_extra_variable_is_a_logged_decision(world, tmp_path):
-    p = _rewrite(world["res"]["survey_w1"], tmp_path / "w1.sav",
-                 lambda d: d.assign(bemerkung="x"))
+    p = _rewrite(world["res"]["survey_w1"], tmp_path / "w1.sav", lambda d: d.assign(bemerkung="x"))
     wd = read_wave(p, "w1")
     assert any("bemerkung" in d for d in wd.decisions)
     assert len(wd.frame) == len(pyreadstat.read_sav(str(p))[0])
@@ -346,6 +398,7 @@ def test_key_matching_nothing_is_reported_not_dropped(world, tmp_path):
         d.loc[0, "v_02_kreis"] = 0
         d.loc[1, "v_02_kreis"] = 0
         return d
+
     _rewrite(paths.raw_path(src_cfg, "survey_w2"), paths.raw_path(cfg, "survey_w2"), plant)
     harm, rep, lin = harmonise_surveys(cfg, verbaende=world["verb"])
     r = rep[(rep["wave"] == "w2") & rep["input_row"].isin([0, 1])]
@@ -359,8 +412,10 @@ def test_unknown_wave_and_bad_codebook(tmp_path):
     with pytest.raises(SurveyError, match="unknown wave"):
         read_wave(tmp_path / "x.sav", "w9")
     bad = tmp_path / "cb.yaml"
-    bad.write_text("missing_codes: {}\nharmonised: {}\nwaves:\n  w1:\n    raw: nope\n"
-                   "    format: sav\n    unit: municipality\n    key: k\n    variables: {}\n")
+    bad.write_text(
+        "missing_codes: {}\nharmonised: {}\nwaves:\n  w1:\n    raw: nope\n"
+        "    format: sav\n    unit: municipality\n    key: k\n    variables: {}\n"
+    )
     with pytest.raises(SurveyError, match="not in paths.RAW_FILES"):
         load_codebook(bad)
 
@@ -370,14 +425,25 @@ def test_survey_measured_marginals_near_published(world):
     after unit/item non-response and district answers) lands near the short report."""
     h = world["harm"]
     published = {
-        ("ts_ausreisepflichtig", True): 44, ("ts_drittstaat", True): 12, ("ts_eu", True): 6,
-        ("hs_privat", True): 95, ("hs_oeffentlich", True): 93, ("hs_gu_au", True): 77,
-        ("hs_vorlaeufig", True): 22, ("hs_andere", True): 13,
-        ("min_age", "ab18"): 49, ("min_age", "unter14"): 18,
-        ("arrival", "keine"): 68, ("arrival", "ab2015"): 24, ("arrival", "ab2014"): 6,
-        ("doc_mode", "digital"): 47, ("doc_mode", "papier"): 16, ("doc_mode", "gemischt"): 37,
+        ("ts_ausreisepflichtig", True): 44,
+        ("ts_drittstaat", True): 12,
+        ("ts_eu", True): 6,
+        ("hs_privat", True): 95,
+        ("hs_oeffentlich", True): 93,
+        ("hs_gu_au", True): 77,
+        ("hs_vorlaeufig", True): 22,
+        ("hs_andere", True): 13,
+        ("min_age", "ab18"): 49,
+        ("min_age", "unter14"): 18,
+        ("arrival", "keine"): 68,
+        ("arrival", "ab2015"): 24,
+        ("arrival", "ab2014"): 6,
+        ("doc_mode", "digital"): 47,
+        ("doc_mode", "papier"): 16,
+        ("doc_mode", "gemischt"): 37,
         ("decision_maker", "im"): 31,
-        ("plan_use_band", "80to100"): 31, ("plan_use_band", "20to80"): 46,
+        ("plan_use_band", "80to100"): 31,
+        ("plan_use_band", "20to80"): 46,
         ("plan_use_band", "lt20"): 23,
     }
     for (col, val), target in published.items():

@@ -11,7 +11,9 @@ import pytest
 from ifm_eval.ingest.keys import OUTPUT_COLUMNS, match_keys, normalise_name, summary
 from ifm_eval.reference import municipalities, read_gemeindeverzeichnis
 
-GV = Path(__file__).resolve().parents[1] / "data" / "raw" / "reference" / "destatis_gv_auszug_bw.csv"
+GV = (
+    Path(__file__).resolve().parents[1] / "data" / "raw" / "reference" / "destatis_gv_auszug_bw.csv"
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def one(frame, typed, **kw):
         ("Stadt Böblingen", "name", "08115003"),
         ("BOEBLINGEN", "name", "08115003"),
         ("Gemeinde Altdorf", "ambiguous", None),
-        ("Wernau", "name", "08116072"),            # "Wernau (Neckar), Stadt"
+        ("Wernau", "name", "08116072"),  # "Wernau (Neckar), Stadt"
         ("Sankt Leon-Rot", "name", "08226103"),
         ("Boeblngen", "fuzzy", "08115003"),
         ("Sindelfngen", "fuzzy", "08115045"),
@@ -97,9 +99,13 @@ def test_kreis_key_expands(frame):
 
 
 def test_verband_expands(frame):
-    verb = pd.DataFrame({"verband_id": ["PIK-IM-0007"] * 3,
-                         "verband_name": ["Landkreis Tübingen Nord"] * 3,
-                         "ags": ["08416006", "08416009", "08416011"]})
+    verb = pd.DataFrame(
+        {
+            "verband_id": ["PIK-IM-0007"] * 3,
+            "verband_name": ["Landkreis Tübingen Nord"] * 3,
+            "ags": ["08416006", "08416009", "08416011"],
+        }
+    )
     for typed in ("PIK-IM-0007", "pik-im-7", "Landkreis Tübingen Nord"):
         r = match_keys(pd.Series([typed]), frame, verbaende=verb)
         assert (r["method"] == "verband").all(), typed
@@ -131,8 +137,9 @@ def test_normalise_name():
 
 
 def test_fast(frame):
-    typed = pd.Series(["08111000", "8115003", "Stadt Böblingen", "Boeblngen", "08115", "k.A."]
-                       * 5000)
+    typed = pd.Series(
+        ["08111000", "8115003", "Stadt Böblingen", "Boeblngen", "08115", "k.A."] * 5000
+    )
     t0 = time.perf_counter()
     r = match_keys(typed, frame)
     assert time.perf_counter() - t0 < 5.0

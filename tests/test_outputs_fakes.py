@@ -21,9 +21,14 @@ ESTIMATORS = ["callaway_santanna", "sun_abraham", "imputation", "twfe"]
 def fake_config(root: Path, lang: str = "de", source: str = "synthetic") -> dict:
     return {
         "seed": 1,
-        "data": {"source": source, "raw_dir": str(root / "raw"), "synthetic_dir": str(root / "synthetic"),
-                 "reference_dir": str(REFERENCE), "processed_dir": str(root / "processed"),
-                 "results_dir": str(root / "results")},
+        "data": {
+            "source": source,
+            "raw_dir": str(root / "raw"),
+            "synthetic_dir": str(root / "synthetic"),
+            "reference_dir": str(REFERENCE),
+            "processed_dir": str(root / "processed"),
+            "results_dir": str(root / "results"),
+        },
         "panel": {"start": "2015-01", "end": "2020-12", "treatment_rule": "half_posts"},
         "synth": {},
         "disclosure": {"min_cell": 5},
@@ -51,20 +56,43 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
     applied = start.notna()
     # survey (harmonised) ------------------------------------------------------
     survey = pd.DataFrame({"ags": ags})
-    survey["organisation"] = rng.choice(["landratsamt", "gemeinde", "traeger"], n, p=[0.65, 0.18, 0.17])
-    survey["decision_maker"] = rng.choice(["im", "district_office", "municipal_staff"], n, p=[0.31, 0.6, 0.09])
-    for c, p in [("ts_gestattung", 0.98), ("ts_erlaubnis", 0.99), ("ts_duldung", 0.96), ("ts_ausreisepflichtig", 0.44),
-                 ("ts_drittstaat", 0.12), ("ts_eu", 0.06), ("hs_privat", 0.95), ("hs_oeffentlich", 0.93),
-                 ("hs_gu_au", 0.77), ("hs_vorlaeufig", 0.22), ("hs_andere", 0.13)]:
+    survey["organisation"] = rng.choice(
+        ["landratsamt", "gemeinde", "traeger"], n, p=[0.65, 0.18, 0.17]
+    )
+    survey["decision_maker"] = rng.choice(
+        ["im", "district_office", "municipal_staff"], n, p=[0.31, 0.6, 0.09]
+    )
+    for c, p in [
+        ("ts_gestattung", 0.98),
+        ("ts_erlaubnis", 0.99),
+        ("ts_duldung", 0.96),
+        ("ts_ausreisepflichtig", 0.44),
+        ("ts_drittstaat", 0.12),
+        ("ts_eu", 0.06),
+        ("hs_privat", 0.95),
+        ("hs_oeffentlich", 0.93),
+        ("hs_gu_au", 0.77),
+        ("hs_vorlaeufig", 0.22),
+        ("hs_andere", 0.13),
+    ]:
         survey[c] = (rng.random(n) < p).astype(float)
-    survey["min_age"] = rng.choice(["ab18", "ab16", "ab14", "unter14"], n, p=[0.49, 0.2, 0.13, 0.18])
-    survey["arrival"] = rng.choice(["keine", "ab2015", "ab2014", "andere"], n, p=[0.68, 0.24, 0.06, 0.02])
+    survey["min_age"] = rng.choice(
+        ["ab18", "ab16", "ab14", "unter14"], n, p=[0.49, 0.2, 0.13, 0.18]
+    )
+    survey["arrival"] = rng.choice(
+        ["keine", "ab2015", "ab2014", "andere"], n, p=[0.68, 0.24, 0.06, 0.02]
+    )
     survey["plan_use_band"] = rng.choice(["80to100", "20to80", "lt20"], n, p=[0.31, 0.46, 0.23])
     survey["doc_mode"] = rng.choice(["digital", "gemischt", "papier"], n, p=[0.47, 0.37, 0.16])
-    survey["software"] = np.where(survey["doc_mode"] == "papier", None,
-                                  rng.choice(["jobkraftwerk", "enaio", "tau", "andere"], n, p=[0.4, 0.3, 0.2, 0.1]))
+    survey["software"] = np.where(
+        survey["doc_mode"] == "papier",
+        None,
+        rng.choice(["jobkraftwerk", "enaio", "tau", "andere"], n, p=[0.4, 0.3, 0.2, 0.1]),
+    )
     survey["capacity_before_vza"] = np.round(rng.gamma(1.0, 0.4, n), 2)
-    survey["capacity_after_vza"] = np.round(survey["capacity_before_vza"] + rng.normal(0.4, 0.5, n), 2)
+    survey["capacity_after_vza"] = np.round(
+        survey["capacity_before_vza"] + rng.normal(0.4, 0.5, n), 2
+    )
     survey.loc[rng.random(n) < 0.1, "min_age"] = None  # item non-response
     survey.loc[~applied.to_numpy(), survey.columns[1:]] = None
     (proc / "harmonise").mkdir(parents=True, exist_ok=True)
@@ -72,10 +100,18 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
     treat = pd.DataFrame({"ags": ags, "cohort_month": start.dt.to_timestamp().to_numpy()})
     treat.to_parquet(proc / "harmonise" / "treatment.parquet")
     (proc / "ingest").mkdir(parents=True, exist_ok=True)
-    members = pd.DataFrame({"ags": ags, "verband_id": [f"V{i // 10:03d}" for i in range(n)],
-                            "funded_vza": np.round(rng.gamma(1.2, 0.6, n), 2), "refugees_20170915": rng.integers(5, 400, n)})
+    members = pd.DataFrame(
+        {
+            "ags": ags,
+            "verband_id": [f"V{i // 10:03d}" for i in range(n)],
+            "funded_vza": np.round(rng.gamma(1.2, 0.6, n), 2),
+            "refugees_20170915": rng.integers(5, 400, n),
+        }
+    )
     members[applied.to_numpy()].to_parquet(proc / "ingest" / "funding_members.parquet")
-    posts = pd.DataFrame({"ags": np.repeat(ags, 2), "post_id": [f"S{i:05d}" for i in range(2 * n)]}).iloc[: int(1.3 * n)]
+    posts = pd.DataFrame(
+        {"ags": np.repeat(ags, 2), "post_id": [f"S{i:05d}" for i in range(2 * n)]}
+    ).iloc[: int(1.3 * n)]
     posts.to_parquet(proc / "ingest" / "im_posts.parquet")
     # panel ---------------------------------------------------------------------
     pm = pd.period_range("2015-01", "2020-12", freq="M")
@@ -87,7 +123,9 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
     base = panel["ags"].map(dict(zip(ags, rng.integers(2, 300, n), strict=True)))
     panel["refugees"] = base + rng.integers(0, 5, len(panel))
     for o, c in OUTCOMES.items():
-        panel[c] = rng.binomial(panel["refugees"], 0.1 + 0.02 * (panel["month"] > panel["cohort_month"]))
+        panel[c] = rng.binomial(
+            panel["refugees"], 0.1 + 0.02 * (panel["month"] > panel["cohort_month"])
+        )
         panel[f"rate_{o}"] = 100 * panel[c] / panel["refugees"]
     panel["log_population"] = np.log(panel["refugees"] * 50.0)
     panel["urbanisation"] = panel["ags"].map(lambda a: int(a[-1]) % 3 + 1)
@@ -99,12 +137,23 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
     panel = panel.drop(columns="period")
     (proc / "panel").mkdir(parents=True, exist_ok=True)
     panel.to_parquet(proc / "panel" / "panel.parquet")
-    pd.DataFrame({"stage": ["ingest", "ingest", "panel"], "source": ["employment_ba", "refugees_au", "panel"],
-                  "rows_in": [5760, 5760, 5760], "rows_out": [5700, 5760, 5760], "reason": ["masked", "", ""]}).to_csv(
-        proc / "panel" / "lineage.csv", index=False)
-    pd.DataFrame({"variable": ["refugees", "employed", "in_training", "b1_holders"], "n_missing": [0, 120, 300, 4000],
-                  "share_missing": [0.0, 0.021, 0.052, 0.69], "n_masked": [0, 311, 412, 0]}).to_csv(
-        proc / "panel" / "data_quality.csv", index=False)
+    pd.DataFrame(
+        {
+            "stage": ["ingest", "ingest", "panel"],
+            "source": ["employment_ba", "refugees_au", "panel"],
+            "rows_in": [5760, 5760, 5760],
+            "rows_out": [5700, 5760, 5760],
+            "reason": ["masked", "", ""],
+        }
+    ).to_csv(proc / "panel" / "lineage.csv", index=False)
+    pd.DataFrame(
+        {
+            "variable": ["refugees", "employed", "in_training", "b1_holders"],
+            "n_missing": [0, 120, 300, 4000],
+            "share_missing": [0.0, 0.021, 0.052, 0.69],
+            "n_masked": [0, 311, 412, 0],
+        }
+    ).to_csv(proc / "panel" / "data_quality.csv", index=False)
     # estimates -------------------------------------------------------------------
     (res / "estimates").mkdir(parents=True, exist_ok=True)
     ev = np.arange(-12, 25)
@@ -112,26 +161,87 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
     for o in OUTCOMES:
         path = np.where(ev >= 0, att_scale * 2.0 * np.minimum(1, (ev + 1) / 12), 0.0)
         truth[o] = {str(int(e)): float(v) for e, v in zip(ev, path, strict=True)}
-        variants = [(e, f"{e}_{o}") for e in ESTIMATORS] + [("callaway_santanna", f"callaway_santanna_{o}_nevertreated"),
-                                                              ("callaway_santanna", f"callaway_santanna_{o}_ant3")]
+        variants = [(e, f"{e}_{o}") for e in ESTIMATORS] + [
+            ("callaway_santanna", f"callaway_santanna_{o}_nevertreated"),
+            ("callaway_santanna", f"callaway_santanna_{o}_ant3"),
+        ]
         for k, (estimator, name) in enumerate(variants):
             est = path + rng.normal(0, 0.3, len(ev)) + (0.8 if estimator == "twfe" else 0)
             se = np.full(len(ev), 0.35)
-            rows = pd.DataFrame({"kind": "event_time", "term": [f"e{e}" for e in ev], "event_time": ev, "estimate": est, "se": se})
+            rows = pd.DataFrame(
+                {
+                    "kind": "event_time",
+                    "term": [f"e{e}" for e in ev],
+                    "event_time": ev,
+                    "estimate": est,
+                    "se": se,
+                }
+            )
             rows["cband_low"] = est - 2.9 * se
             rows["cband_high"] = est + 2.9 * se
             overall = float(est[ev >= 0].mean())
-            rows = pd.concat([rows, pd.DataFrame({"kind": ["overall"], "term": ["overall"], "estimate": [overall + 0.05 * k], "se": [0.25]})])
+            term = (
+                "dynamic" if estimator == "callaway_santanna" else "att"
+            )  # as the real runner: CS reports several
+            rows = pd.concat(
+                [
+                    rows,
+                    pd.DataFrame(
+                        {
+                            "kind": ["overall"],
+                            "term": [term],
+                            "estimate": [overall + 0.05 * k],
+                            "se": [0.25],
+                        }
+                    ),
+                ]
+            )
+            if (
+                estimator == "callaway_santanna"
+            ):  # the "simple" aggregate must not be picked as the headline
+                rows = pd.concat(
+                    [
+                        rows,
+                        pd.DataFrame(
+                            {
+                                "kind": ["overall"],
+                                "term": ["att"],
+                                "estimate": [-50.0],
+                                "se": [0.25],
+                            }
+                        ),
+                    ]
+                )
             if estimator == "callaway_santanna":
                 gt = [(g, t) for g in range(25, 46, 3) for t in range(13, 73, 2)]
-                rows = pd.concat([rows, pd.DataFrame({"kind": "att_gt", "term": [f"{g},{t}" for g, t in gt],
-                                                      "cohort": [g for g, _ in gt], "time": [t for _, t in gt],
-                                                      "estimate": [(1.5 if t >= g else 0.0) + rng.normal(0, 0.4) for g, t in gt],
-                                                      "se": 0.5})])
+                rows = pd.concat(
+                    [
+                        rows,
+                        pd.DataFrame(
+                            {
+                                "kind": "att_gt",
+                                "term": [f"{g},{t}" for g, t in gt],
+                                "cohort": [g for g, _ in gt],
+                                "time": [t for _, t in gt],
+                                "estimate": [
+                                    (1.5 if t >= g else 0.0) + rng.normal(0, 0.4) for g, t in gt
+                                ],
+                                "se": 0.5,
+                            }
+                        ),
+                    ]
+                )
             rows["ci_low"] = rows["estimate"] - 1.96 * rows["se"]
             rows["ci_high"] = rows["estimate"] + 1.96 * rows["se"]
             rows["p"] = 0.01
-            for c, v in {"spec": name, "estimator": estimator, "outcome": f"rate_{o}", "n_units": n, "n_obs": n * 72, "n_clusters": 8}.items():
+            for c, v in {
+                "spec": name,
+                "estimator": estimator,
+                "outcome": f"rate_{o}",
+                "n_units": n,
+                "n_obs": n * 72,
+                "n_clusters": 8,
+            }.items():
                 rows[c] = v
             for c in ["cohort", "time"]:
                 if c not in rows:
@@ -140,12 +250,54 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
             rows["time"] = rows["time"].astype("Int64")
             rows["event_time"] = rows["event_time"].astype("Int64")
             rows.to_parquet(res / "estimates" / f"{name}.parquet")
-            spec = {"estimator": estimator, "outcome": f"rate_{o}", "control_group": "not_yet_treated",
-                    "anticipation": 3 if name.endswith("ant3") else 0, "cluster": "kreis", "main": name == f"{estimator}_{o}"}
-            meta = {"spec": spec, "input_sha256": "ab" * 32, "versions": {"numpy": "2"}, "runtime_s": 1.5 + k, "warnings": []}
+            spec = {
+                "estimator": estimator,
+                "outcome": f"rate_{o}",
+                "control_group": "not_yet_treated",
+                "anticipation": 3 if name.endswith("ant3") else 0,
+                "cluster": "kreis",
+                "main": name == f"{estimator}_{o}",
+            }
+            meta = {
+                "spec": spec,
+                "input_sha256": "ab" * 32,
+                "versions": {"numpy": "2"},
+                "runtime_s": 1.5 + k,
+                "warnings": [],
+            }
             (res / "estimates" / f"{name}.json").write_text(json.dumps(meta), encoding="utf-8")
     (root / "synthetic").mkdir(parents=True, exist_ok=True)
-    (root / "synthetic" / "truth.json").write_text(json.dumps({"att_event_time": {f"rate_{o}": v for o, v in truth.items()}}), encoding="utf-8")
+    # the real truth.json layout of ifm_eval.synth (effects.<outcome>.att_by_event_time etc.)
+    cohorts = sorted({str(p) for p in start.dropna()})
+    effects = {}
+    for o, path in truth.items():
+        effects[o] = {
+            "att_by_event_time": path,
+            "att_by_event_time_weighted": path,
+            "n_units_by_event_time": {k: n - 3 for k in path},
+            "att_by_cohort_event_time": {c: path for c in cohorts},
+            "att_overall": 99.0,  # all-horizon scalar: must NOT be what the report compares with
+            "att_overall_weighted": 99.0,
+            "att_overall_pre": 0.0,
+        }
+    municipalities = [
+        {"ags": a, "start_month": {"half_posts": (str(start[a]) if pd.notna(start[a]) else None)}}
+        for a in ags
+    ]
+    (root / "synthetic" / "truth.json").write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "panel": {"start": "2015-01", "end": "2020-12"},
+                "treatment_rule_planted": "half_posts",
+                "municipalities": municipalities,
+                "effects": effects,
+            }
+        ),
+        encoding="utf-8",
+    )
     (root / "logs" / "bench").mkdir(parents=True, exist_ok=True)
-    (root / "logs" / "bench" / "panel.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t300\n", encoding="utf-8")
+    (root / "logs" / "bench" / "panel.tsv").write_text(
+        "s\th:m:s\tmax_rss\n12.5\t0:00:12\t300\n", encoding="utf-8"
+    )
     return cfg

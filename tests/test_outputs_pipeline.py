@@ -49,7 +49,9 @@ def test_descriptives_outputs_and_comparison(project):
     comp = pd.read_csv(root / "results" / "tables" / "descriptives_comparison.csv")
     assert len(comp) == len(PUBLISHED)
     assert comp["replicated"].notna().mean() > 0.8
-    html = (root / "results" / "tables" / "descriptives_comparison.html").read_text(encoding="utf-8")
+    html = (root / "results" / "tables" / "descriptives_comparison.html").read_text(
+        encoding="utf-8"
+    )
     assert style.SYNTHETIC_MARK in html
 
 
@@ -74,7 +76,9 @@ def test_synthetic_mark_on_figure(tmp_path):
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         fig, ax = plt.subplots()
         ax.plot([0, 1], [0, 1])
-        style.finish_figure(fig, tmp_path / "f", synthetic=True, source="Test", n=12, formats=("svg",))
+        style.finish_figure(
+            fig, tmp_path / "f", synthetic=True, source="Test", n=12, formats=("svg",)
+        )
         svg = (tmp_path / "f.svg").read_text(encoding="utf-8")
         fig, ax = plt.subplots()
         style.finish_figure(fig, tmp_path / "g", synthetic=False, formats=("svg",))
@@ -90,7 +94,16 @@ def test_report_html_and_pdf(project):
     html = html_path.read_text(encoding="utf-8")
     assert "<img" in html and "data:image/png;base64," in html and 'src="http' not in html
     assert html.count(style.SYNTHETIC_MARK) >= 2
-    for title in ["Zusammenfassung", "Umsetzung", "Empirische Strategie", "Ergebnisse", "Robustheit", "Grenzen", "Anhang", "Herkunft"]:
+    for title in [
+        "Zusammenfassung",
+        "Umsetzung",
+        "Empirische Strategie",
+        "Ergebnisse",
+        "Robustheit",
+        "Grenzen",
+        "Anhang",
+        "Herkunft",
+    ]:
         assert title in html
 
 
@@ -156,3 +169,73 @@ def test_fake_config_is_valid():
     from ifm_eval.config import validate_config
 
     validate_config(fake_config(__import__("pathlib").Path("/tmp/x")))
+
+
+# ---------------------------------------------------------------- planted truth
+def test_truth_read_from_real_layout(project):
+    from ifm_eval.outputs.truth import load_truth
+
+    _, cfg = project
+    truth = load_truth(cfg)
+    assert truth is not None and truth.outcomes() == ["employment", "language", "training"]
+    path = truth.path("rate_employment")
+    assert path.loc[24] == pytest.approx(2.0) and path.loc[-3] == 0.0
+    assert truth.sizes("half_posts").sum() == 37  # 40 municipalities, 3 never treated
+
+
+def test_truth_comparison_uses_the_same_aggregate(project):
+    from ifm_eval.outputs.truth import load_truth
+
+    root, cfg = project
+    tc = pd.read_csv(root / "results" / "tables" / "truth_comparison.csv")
+    assert set(tc["outcome"]) == {"employment", "language", "training"}
+    cs = tc[(tc["estimator"] == "callaway_santanna") & (tc["outcome"] == "employment")].iloc[0]
+    # headline = "dynamic" (not the planted -50 "simple" row), truth = mean of the path over 0..24, not att_overall (99)
+    assert cs["aggregation"] == "dynamic" and cs["estimate"] > 0
+    path = load_truth(cfg).path("employment")
+    assert cs["truth"] == pytest.approx(path.loc[0:24].mean())
+    assert cs["z"] == pytest.approx((cs["estimate"] - cs["truth"]) / cs["se"], rel=1e-3)  # CSV: 6 significant digits
+    assert (tc["truth"] < 50).all()
+    mr = pd.read_csv(root / "results" / "tables" / "main_results.csv")
+    assert not mr.duplicated(["estimator", "outcome"]).any()
+
+
+def test_event_study_draws_truth_in_every_panel(project):
+    from ifm_eval.outputs.figures import event_study_figure, truth_paths
+    from ifm_eval.outputs.truth import load_truth
+
+    _, cfg = project
+    est, meta = load_estimates(cfg["data"]["results_dir"])
+    models = model_table(est, meta)
+    truth = truth_paths(load_truth(cfg))["employment"]
+    fig, n, _ = event_study_figure(est, models, "employment", "de", truth)
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert len(panels) == 4  # one per estimator with event-time rows
+    for ax in panels:
+        assert any(len(line.get_ydata()) > 10 and max(line.get_ydata()) == pytest.approx(2.0) and line.get_linestyle() != "None"
+                   for line in ax.get_lines()), ax.get_title()
+    assert len({ax.get_ylim() for ax in panels}) == 1  # shared y-limits
+    assert n and "Kommunen" in n
+
+
+def test_robust_limits_ignore_exploding_estimates():
+    import numpy as np
+
+    from ifm_eval.outputs.figures import robust_limits
+
+    est = [np.r_[np.linspace(-1, 5, 100), 50, 55]]
+    lo, hi = robust_limits(est, [np.r_[est[0] - 1, est[0] + 1]], [np.zeros(1), np.array([6.0])])
+    assert hi < 15 and lo < -1 and hi >= 6
+
+
+def test_report_states_truth_of_same_aggregate(project):
+    root, cfg = project
+    html = report_paths(cfg)[0].read_text(encoding="utf-8")
+    assert "Eingepflanzter wahrer Effekt derselben Größe" in html
+    assert "Schätzung und eingepflanzter wahrer Effekt" in html
+    assert "im Mittel der Monate 0 bis 24 nach dem Start" in html
+    assert "N = 40 Kommunen" in html
+    tc = pd.read_csv(root / "results" / "tables" / "truth_comparison.csv")
+    t = tc[(tc["estimator"] == "callaway_santanna") & (tc["outcome"] == "employment")]["truth"].iloc[0]
+    assert style.format_number(t, 2, "de", signed=True) + " Prozentpunkte" in html
+    assert "95-%-Konfidenzintervall" in html and "95%-KI" not in html

@@ -21,18 +21,44 @@ from ifm_eval.config import validate_config
 from ifm_eval.ingest import admin
 
 REQUIRED = {
-    "ags": "string", "month": "datetime64[ns]", "t": "int64", "kreis": "string",
-    "verband_id": "string", "cohort_month": "datetime64[ns]", "g": "int64",
-    "g_first_post": "int64", "g_all_posts": "int64", "event_time": "Int64", "treated_post": "int64",
-    "refugees": "float64", "employed": "float64", "employed_lo": "float64", "employed_hi": "float64",
-    "employed_masked": "bool", "in_training": "float64", "training_lo": "float64",
-    "training_hi": "float64", "training_masked": "bool", "b1_holders": "float64",
-    "rate_employment": "float64", "rate_training": "float64", "rate_language": "float64",
-    "log_population": "float64", "urbanisation": "int64", "refugees_per_1000_2017": "float64",
-    "density": "float64", "kreis_type": "string", "funded_vza": "float64",
-    "vza_per_100_refugees": "float64", "organisation": "string", "capacity_before_vza": "float64",
-    "capacity_after_vza": "float64", "capacity_change_vza": "float64", "plan_use_band": "string",
-    "doc_mode": "string", "decision_maker": "string",
+    "ags": "string",
+    "month": "datetime64[ns]",
+    "t": "int64",
+    "kreis": "string",
+    "verband_id": "string",
+    "cohort_month": "datetime64[ns]",
+    "g": "int64",
+    "g_first_post": "int64",
+    "g_all_posts": "int64",
+    "event_time": "Int64",
+    "treated_post": "int64",
+    "refugees": "float64",
+    "employed": "float64",
+    "employed_lo": "float64",
+    "employed_hi": "float64",
+    "employed_masked": "bool",
+    "in_training": "float64",
+    "training_lo": "float64",
+    "training_hi": "float64",
+    "training_masked": "bool",
+    "b1_holders": "float64",
+    "rate_employment": "float64",
+    "rate_training": "float64",
+    "rate_language": "float64",
+    "log_population": "float64",
+    "urbanisation": "int64",
+    "refugees_per_1000_2017": "float64",
+    "density": "float64",
+    "kreis_type": "string",
+    "funded_vza": "float64",
+    "vza_per_100_refugees": "float64",
+    "organisation": "string",
+    "capacity_before_vza": "float64",
+    "capacity_after_vza": "float64",
+    "capacity_change_vza": "float64",
+    "plan_use_band": "string",
+    "doc_mode": "string",
+    "decision_maker": "string",
 }
 
 
@@ -64,16 +90,23 @@ def test_one_row_per_municipality_month(fx: tuple) -> None:
     assert len(p) == 1101 * n_months
     assert not p.duplicated(["ags", "month"]).any()
     assert p["ags"].nunique() == 1101
-    assert p["month"].min() == pd.Timestamp("2017-01-01") and p["month"].max() == pd.Timestamp("2019-06-01")
+    assert p["month"].min() == pd.Timestamp("2017-01-01") and p["month"].max() == pd.Timestamp(
+        "2019-06-01"
+    )
     assert p["t"].min() == 1 and p["t"].max() == n_months
-    assert (p[["ags", "month"]].to_numpy() == p.sort_values(["ags", "month"])[["ags", "month"]].to_numpy()).all()
+    assert (
+        p[["ags", "month"]].to_numpy()
+        == p.sort_values(["ags", "month"])[["ags", "month"]].to_numpy()
+    ).all()
 
 
 def test_columns_and_dtypes(fx: tuple) -> None:
     _, p = fx
     for col, dtype in REQUIRED.items():
         assert col in p.columns, col
-        assert str(p[col].dtype) == dtype or (dtype == "string" and isinstance(p[col].dtype, pd.StringDtype)), (col, p[col].dtype)
+        assert str(p[col].dtype) == dtype or (
+            dtype == "string" and isinstance(p[col].dtype, pd.StringDtype)
+        ), (col, p[col].dtype)
     back = pd.read_parquet(paths.processed_path(fx[0], "panel"))
     assert list(back.columns) == list(p.columns)
     assert {c: str(back[c].dtype) for c in REQUIRED} == {c: str(p[c].dtype) for c in REQUIRED}
@@ -83,12 +116,20 @@ def test_treatment_columns(fx: tuple) -> None:
     _, p = fx
     row = p.loc[p["ags"] == F.STG].set_index("month")
     # half_posts start 2017-12 -> t = 12 in a panel starting 2017-01
-    assert (row["g"] == 12).all() and (row["g_first_post"] == 10).all() and (row["g_all_posts"] == 18).all()
+    assert (
+        (row["g"] == 12).all()
+        and (row["g_first_post"] == 10).all()
+        and (row["g_all_posts"] == 18).all()
+    )
     assert row.at[pd.Timestamp("2017-11-01"), "event_time"] == -1
     assert row.at[pd.Timestamp("2017-12-01"), "treated_post"] == 1
     assert row.at[pd.Timestamp("2017-11-01"), "treated_post"] == 0
     never = p.loc[~p["applied"]]
-    assert (never["g"] == 0).all() and never["event_time"].isna().all() and never["cohort_month"].isna().all()
+    assert (
+        (never["g"] == 0).all()
+        and never["event_time"].isna().all()
+        and never["cohort_month"].isna().all()
+    )
     assert (never["treated_post"] == 0).all()
     assert never["verband_id"].str.startswith("none_").all()
     assert (p.loc[p["ags"] == F.A, "verband_id"] == "PIK-IM-0001").all()
@@ -97,20 +138,26 @@ def test_treatment_columns(fx: tuple) -> None:
 def test_rates_and_masking(fx: tuple) -> None:
     _, p = fx
     ok = p["refugees"] > 0
-    assert np.allclose(p.loc[ok, "rate_employment"], 100 * p.loc[ok, "employed"] / p.loc[ok, "refugees"])
+    assert np.allclose(
+        p.loc[ok, "rate_employment"], 100 * p.loc[ok, "employed"] / p.loc[ok, "refugees"]
+    )
     assert p.loc[~ok, "rate_employment"].isna().all()
     m = p["employed_masked"]
     assert (p.loc[m, "employed"] == 1.5).all() and (p.loc[m, "employed_lo"] == 1).all()
     rep = p["in_training"].notna()
     assert rep.any()
-    assert ((p["training_lo"] <= p["in_training"]) & (p["in_training"] <= p["training_hi"]))[rep].all()
+    assert ((p["training_lo"] <= p["in_training"]) & (p["in_training"] <= p["training_hi"]))[
+        rep
+    ].all()
 
 
 def test_covariates_and_moderators(fx: tuple) -> None:
     _, p = fx
     one = p.drop_duplicates("ags").set_index("ags")
     assert one.at[F.STG, "kreis_type"] == "Stadtkreis"
-    assert one.at[F.A, "refugees_per_1000_2017"] == pytest.approx(1000 * 40 / one.at[F.A, "population"])
+    assert one.at[F.A, "refugees_per_1000_2017"] == pytest.approx(
+        1000 * 40 / one.at[F.A, "population"]
+    )
     assert one.at[F.A, "funded_vza"] == 0.75
     assert one["log_population"].notna().all() and one["urbanisation"].notna().all()
 
@@ -149,13 +196,20 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> dict:
     if generate is None:
         pytest.skip(_why)
     root = tmp_path_factory.mktemp("synth")
-    cfg = validate_config({
-        "seed": 20170427,
-        "data": {"source": "synthetic", "synthetic_dir": str(root / "synthetic"),
-                 "reference_dir": str(F.REFERENCE_DIR), "processed_dir": str(root / "processed"),
-                 "results_dir": str(root / "results")},
-        "panel": {}, "synth": {"scale": 0.03},
-    })
+    cfg = validate_config(
+        {
+            "seed": 20170427,
+            "data": {
+                "source": "synthetic",
+                "synthetic_dir": str(root / "synthetic"),
+                "reference_dir": str(F.REFERENCE_DIR),
+                "processed_dir": str(root / "processed"),
+                "results_dir": str(root / "results"),
+            },
+            "panel": {},
+            "synth": {"scale": 0.03},
+        }
+    )
     generate(cfg)
     p = _pipeline(cfg, with_surveys=True)
     truth = json.loads(paths.truth_path(cfg).read_text(encoding="utf-8"))
@@ -204,8 +258,13 @@ def test_synth_person_export_reproduces_stocks(synth: dict) -> None:
     cm = pd.read_parquet(paths.processed_path(synth["cfg"], "case_management"))
     j = cm.merge(synth["counts"], on=["ags", "month"], suffixes=("", "_true"))
     assert len(j) == len(cm) == len(synth["counts"])
-    for mine, theirs in (("refugees", "refugees_true"), ("b1_holders", "b1"), ("in_ausbildung", "ausbildung"),
-                         ("in_weiterbildung", "weiterbildung"), ("employed", "svb")):
+    for mine, theirs in (
+        ("refugees", "refugees_true"),
+        ("b1_holders", "b1"),
+        ("in_ausbildung", "ausbildung"),
+        ("in_weiterbildung", "weiterbildung"),
+        ("employed", "svb"),
+    ):
         assert (j[mine] == j[theirs]).all(), mine
 
 
@@ -223,8 +282,13 @@ def test_synth_survey_moderators_merged(synth: dict) -> None:
     if not paths.processed_path(synth["cfg"], "survey_harmonised").is_file():
         pytest.skip("survey harmonisation not available")
     one = synth["panel"].drop_duplicates("ags")
-    for col in ("capacity_before_vza", "capacity_change_vza", "plan_use_band", "doc_mode",
-                "decision_maker"):
+    for col in (
+        "capacity_before_vza",
+        "capacity_change_vza",
+        "plan_use_band",
+        "doc_mode",
+        "decision_maker",
+    ):
         assert one[col].notna().mean() > 0.4, col
     dq = pd.read_csv(paths.processed_path(synth["cfg"], "data_quality"))
     assert (dq["table"] == "item_nonresponse").any()

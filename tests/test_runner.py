@@ -141,64 +141,104 @@ def test_cli_estimate_and_list_models(tiny, capsys):
     assert main(["estimate", "--config", str(path), "--model", "nope"]) == 1
 
 
-PRETREND_XFAIL = pytest.mark.xfail(
-    strict=False,
-    reason="stand-in data (Nov 2026) violate unconditional parallel trends in rates: SA "
-    "pre-period coefficients rise from -3.8 (e=-12) to 0 (e=-1), BJS Test-1 leads "
-    "0.5..2.5 pp; estimators that use the whole pre-period are above the planted "
-    "path at e=0 (SA 0.3, BJS/Gardner 0.8 vs 0.02 pp), CS (base g-1) is not. A DGP "
-    "issue, not an estimator one (they agree with diff-diff to 1e-12 on mpdta).",
-)
+def _standin_truth(fx: dict, outcome_col: str = "rate_employment") -> pd.DataFrame:
+    """Stand-in panel rows with the true cell effect ``tau`` (pp, from the observed and
+    counterfactual stocks of truth_counts) and the counterfactual employment rate."""
+    panel = fx["panel"]
+    tc = fx["truth_counts"]
+    tc = tc.assign(
+        t=(tc["month"].str[:4].astype(int) - 2015) * 12 + tc["month"].str[5:7].astype(int)
+    )
+    d = panel.merge(tc[["ags", "t", "svb", "svb_cf"]], on=["ags", "t"], how="left")
+    ref = d["refugees"].where(d["refugees"] > 0)
+    d["tau"] = (d["svb"] - d["svb_cf"]) / ref * 100.0
+    d["cf_employment"] = d["svb_cf"] / ref * 100.0
+    return d
+
+
+def _truth_path(d: pd.DataFrame, spec: dict, cells: set | None, dropped: set) -> pd.DataFrame:
+    """Weighted (spec weights) mean true effect by event time over the treated
+    observations the estimator used: estimation sample, outcome observed, (cohort, time)
+    in ``cells`` (if given) and not in ``dropped``."""
+    from ifm_eval.estimators.runner import prepare_data
+
+    data, gcol, _ = prepare_data(d, spec)
+    data = data[(data[gcol] > 0) & (data["t"] >= data[gcol]) & data[spec["outcome"]].notna()]
+    key = list(zip(data[gcol], data["t"], strict=True))
+    keep = np.array([(k in cells if cells is not None else True) and k not in dropped for k in key])
+    data = data[keep]
+    w = data[spec["weights"]].astype(float) if spec["weights"] else pd.Series(1.0, index=data.index)
+    data = data.assign(e=data["t"] - data[gcol], w=w, wt=w * data["tau"])
+    g = data.groupby("e")
+    return pd.DataFrame({"truth": g["wt"].sum() / g["w"].sum(), "n_units": g["ags"].nunique()})
+
+
+def _run_standin(fx: dict, estimator: str, outcome: str = "rate_employment", panel=None):
+    cfg = copy.deepcopy(fx["cfg"])
+    name = f"{estimator}_rate_employment"
+    spec = expand_models(cfg)[name]
+    raw = {k: v for k, v in spec.items() if k != "inference"}  # analytic SEs (fast)
+    cfg["models"] = {name: raw}
+    tidy, meta = run_model(
+        cfg, name, panel=panel if panel is not None else fx["panel"], write=False, strict=True
+    )
+    spec = expand_models(cfg)[name]
+    att = tidy[(tidy["kind"] == "att_gt") & tidy["estimate"].notna()]
+    cells = (
+        set(zip(att["cohort"].astype(int), att["time"].astype(int), strict=True))
+        if len(att)
+        else None
+    )
+    dropped = {(c["cohort"], c["time"]) for c in meta["info"].get("dropped_cells") or []}
+    return tidy, meta, spec, cells, dropped
+
+
+#: event times with enough support: at least this many treated municipalities
+MIN_SUPPORT_UNITS = 20
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "estimator",
-    [
-        "callaway_santanna",
-        pytest.param("sun_abraham", marks=PRETREND_XFAIL),
-        pytest.param("imputation", marks=PRETREND_XFAIL),
-        pytest.param("gardner", marks=PRETREND_XFAIL),
-    ],
-)
-def test_stand_in_data_planted_paths(estimator):
-    """On the stand-in panel (``ifm-eval synth`` + ``panel``), the employment event-time
-    path is recovered: mean |z| < 1.5 and max |z| < 4 over the post periods e = 0..24
-    (at least 15 of them), z = (estimate - truth) / SE. Truth: ``truth.json`` cohort x event-time effects,
-    weighted by the panel's observations per (cohort, event time) used by the estimator."""
-    from ifm_eval import paths as P
-
-    cfg = load_config(ROOT / "config.yaml")
-    panel_path, truth_path = P.processed_path(cfg, "panel"), P.truth_path(cfg)
-    if not (ROOT / panel_path).is_file() or not (ROOT / truth_path).is_file():
-        pytest.skip("stand-in panel / truth.json not built")
-    panel = pd.read_parquet(ROOT / panel_path)
-    truth = json.loads((ROOT / truth_path).read_text())["effects"]["employment"]
-    cells = truth["att_by_cohort_event_time"]
-    tau = {
-        ((int(m[:4]) - 2015) * 12 + int(m[5:7]), int(e)): v
-        for m, by_e in cells.items()
-        for e, v in by_e.items()
-    }
-    name = f"{estimator}_rate_employment"
-    cfg = copy.deepcopy(cfg)
-    spec = expand_models(cfg)[name]
-    if spec["inference"]["type"] == "bootstrap":
-        cfg["models"] = {name: {**{k: v for k, v in spec.items() if k != "inference"}}}
-    tidy, meta = run_model(cfg, name, panel=panel, write=False)
-    es = tidy[(tidy["kind"] == "event_time") & (tidy["event_time"] >= 0)].set_index("event_time")
-    d = panel[(panel["g_half_posts"] > 0) & panel["rate_employment"].notna()]
-    d = d.assign(e=d["t"] - d["g_half_posts"])
-    if estimator == "sun_abraham":
-        last = int(panel.loc[panel["g_half_posts"] > 0, "g_half_posts"].max())
-        d = d[d["t"] < last]
-    d = d.assign(
-        tau=[tau.get((g, e), np.nan) for g, e in zip(d["g_half_posts"], d["e"], strict=True)]
-    )
-    true_e = d.groupby("e")["tau"].mean()
-    z = ((es["estimate"] - true_e.reindex(es.index)) / es["se"]).dropna()
-    assert len(z) >= 15
+@pytest.mark.parametrize("estimator", ["callaway_santanna", "sun_abraham", "imputation", "gardner"])
+def test_stand_in_data_planted_paths(standin_panel, estimator):
+    """Main specification (refugee-weighted from 2016-01, see config.yaml) on the stand-in
+    panel built from scratch: the employment event-time path is recovered. z = (estimate -
+    truth) / SE over post periods e >= 0 with at least 20 treated municipalities and a
+    finite SE (at least 12 of them): mean |z| < 1.5 and max |z| < 4. Truth: the cell
+    effects of truth_counts (observed minus counterfactual stocks / refugees), averaged
+    with the spec's weights over exactly the treated (cohort, period) cells the estimator
+    used (dropped cells excluded)."""
+    d = _standin_truth(standin_panel)
+    tidy, meta, spec, cells, dropped = _run_standin(standin_panel, estimator)
+    assert spec["weights"] == "refugees_2017" and meta["status"] == "ok"
+    truth = _truth_path(d, spec, cells, dropped)
+    es = tidy[(tidy["kind"] == "event_time") & (tidy["event_time"] >= 0)]
+    es = es[~es["term"].str.startswith("pre")].set_index("event_time")
+    sup = truth.index[truth["n_units"] >= MIN_SUPPORT_UNITS]
+    es = es[es.index.isin(sup) & (es["se"] > 0)]
+    z = (es["estimate"] - truth["truth"].reindex(es.index)) / es["se"]
+    assert len(z) >= 12, z
     assert np.abs(z).mean() < 1.5 and np.abs(z).max() < 4, z.round(2).to_dict()
+
+
+@pytest.mark.slow
+def test_stand_in_static_twfe_is_off(standin_panel):
+    """The naive static TWFE of the main specification is more than 3 SE away from the
+    (same-weighted) average true post-treatment effect over its own sample, e in [0, 24]."""
+    d = _standin_truth(standin_panel)
+    tidy, meta, spec, _, _ = _run_standin(standin_panel, "twfe_static")
+    from ifm_eval.estimators.runner import prepare_data
+
+    data, gcol, _ = prepare_data(d, spec)
+    post = data[
+        (data[gcol] > 0)
+        & (data["t"] >= data[gcol])
+        & (data["t"] - data[gcol] <= 24)
+        & data["rate_employment"].notna()
+    ]
+    w = post[spec["weights"]].astype(float)
+    avg = float((w * post["tau"]).sum() / w.sum())
+    ov = tidy[tidy["kind"] == "overall"].iloc[0]
+    assert abs(ov["estimate"] - avg) > 3 * ov["se"], (ov["estimate"], ov["se"], avg)
 
 
 def test_main_cs_spec_shape_runs(tiny):

@@ -128,8 +128,14 @@ def test_periods_without_anchor_are_dropped_not_left_to_collinearity():
     ctrl = df.loc[df["g"] == 18, "unit"].unique()
     df = df[~df["unit"].isin(ctrl[1:])]  # a single control unit ...
     df = df[~((df["unit"] == ctrl[0]) & (df["time"].isin([3, 4, 11])))]  # ... with gaps
-    res = sun_abraham(df, "y", "unit", "time", "g")
-    msg = [w for w in res.warnings if "not linked to the rest" in w]
+    res = sun_abraham(df, "y", "unit", "time", "g", min_untreated_per_period=1)
+    # periods 3, 4, 11 have no control unit: dropped and reported (by the control-count
+    # rule; the anchor-graph rule would catch them otherwise)
+    msg = [
+        w
+        for w in res.warnings
+        if "not linked to the rest" in w or "periods 3 (0), 4 (0), 11 (0)" in w
+    ]
     assert msg, res.warnings
     assert not any("collinear" in w for w in res.warnings)
 
@@ -154,3 +160,20 @@ def test_sparse_last_cohort_is_passed_over_as_control_cohort():
     post = post[post["event_time"] >= 0]
     z = (post["estimate"] - truth.reindex(post.index)) / post["se"]
     assert np.abs(z).max() < 3, z
+
+
+def test_thin_last_cohort_is_not_the_control_and_thin_periods_are_dropped():
+    """No never-treated units; the last cohort has 5 units: with min_untreated_per_period
+    = 10 the control group is the last cohort with >= 10 units (with later ones), and the
+    estimates are finite; with 1 the 5-unit cohort is the control."""
+    df = simulate_staggered(n_units=300, n_periods=40, cohorts=(10, 20, 30), seed=3)
+    u = df["unit"].str[1:].astype(int)
+    df.loc[u < 5, "g"] = 36
+    res = sun_abraham(df, "y", "unit", "time", "g", min_untreated_per_period=10)
+    assert res.info["control_cohort"] == 30
+    assert np.isfinite(res.rows("event_time")["estimate"]).all()
+    thin = sun_abraham(df, "y", "unit", "time", "g", min_untreated_per_period=1)
+    assert thin.info["control_cohort"] == 36
+    assert any(
+        "fewer than 1 units" in w or "control = last-treated cohort 36" in w for w in thin.warnings
+    )

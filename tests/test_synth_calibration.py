@@ -38,7 +38,12 @@ def structures(frame):
 def test_structure_calibration(structures, seed):
     c = structures[seed].calibration
     # exact counts
-    assert (c["n_municipalities"], c["n_verbaende"], c["n_applicants"], c["n_non_applicants"]) == (1101, 192, 1078, 23)
+    assert (c["n_municipalities"], c["n_verbaende"], c["n_applicants"], c["n_non_applicants"]) == (
+        1101,
+        192,
+        1078,
+        23,
+    )
     assert c["non_applicants_refugees_20170915"] == 0
     # start of IM (official rule): > 50% by Jan 2018, ~95% by May 2018, a few H1 2017, some from Aug 2018
     assert c["share_started_by_2018_01"] > 0.5
@@ -69,15 +74,38 @@ def test_structure_calibration(structures, seed):
 def test_structure_tables(structures):
     st = structures[CFG["seed"]]
     m = st.muni
-    for col in ("ags", "name", "kreis", "kreis_name", "population", "urbanisation", "verband_id",
-                "verband_name", "applicant_type", "applied", "organisation", "traeger_name",
-                "capacity_before_vza", "capacity_after_vza", "funded_vza", "n_posts", "start_month",
-                "refugees_20170915", "refugees_20171109", "plan_use_band"):
+    for col in (
+        "ags",
+        "name",
+        "kreis",
+        "kreis_name",
+        "population",
+        "urbanisation",
+        "verband_id",
+        "verband_name",
+        "applicant_type",
+        "applied",
+        "organisation",
+        "traeger_name",
+        "capacity_before_vza",
+        "capacity_after_vza",
+        "funded_vza",
+        "n_posts",
+        "start_month",
+        "refugees_20170915",
+        "refugees_20171109",
+        "plan_use_band",
+    ):
         assert col in m.columns, col
     a = m[m["applied"]]
     assert a["verband_id"].str.fullmatch(r"PIK-IM-\d{4}").all()
     assert m.loc[~m["applied"], "verband_id"].isna().all()
-    assert set(a["applicant_type"]) == {"Landratsamt", "Stadtkreis", "Gemeinde", "Verwaltungsgemeinschaft"}
+    assert set(a["applicant_type"]) == {
+        "Landratsamt",
+        "Stadtkreis",
+        "Gemeinde",
+        "Verwaltungsgemeinschaft",
+    }
     assert (a.loc[a["organisation"] == "traeger", "traeger_name"].notna()).all()
     assert (a.loc[a["organisation"] != "traeger", "traeger_name"].isna()).all()
     assert isinstance(m["start_month"].dtype, pd.PeriodDtype)
@@ -115,7 +143,10 @@ def test_persons_full_scale(persons_full):
     peak = PANEL_START + int(ref.argmax())
     assert month_index("2016-06") <= peak <= month_index("2018-06")
     assert 50_000 <= ref.max() <= 120_000
-    last = {k: pr.counts[k].sum(axis=0)[-1] / ref[-1] * 100 for k in ("b1", "svb", "ausbildung", "weiterbildung")}
+    last = {
+        k: pr.counts[k].sum(axis=0)[-1] / ref[-1] * 100
+        for k in ("b1", "svb", "ausbildung", "weiterbildung")
+    }
     assert 30 <= last["b1"] <= 75
     assert 20 <= last["svb"] <= 45
     assert 3 <= last["ausbildung"] + last["weiterbildung"] <= 15

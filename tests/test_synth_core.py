@@ -67,16 +67,37 @@ def test_funding_xlsx_layout_and_counts(gen):
     mem = pd.read_excel(f, sheet_name="Mitglieder", header=2, engine="openpyxl", dtype=object)
     title = pd.read_excel(f, sheet_name="Antraege", header=None, nrows=2, engine="openpyxl")
     assert isinstance(title.iloc[0, 0], str) and title.iloc[1].isna().all()
-    assert list(antr.columns) == ["Antrags-Nr.", "Verband", "Antragsteller", "Art Antragsteller", "Kreis",
-                                  "Bewilligte VZÄ", "Fördersumme EUR", "Bewilligt am"]
-    assert list(mem.columns) == ["Antrags-Nr.", "AGS", "Gemeinde", "Geflüchtete AU 15.09.2017", "VZÄ Anteil"]
+    assert list(antr.columns) == [
+        "Antrags-Nr.",
+        "Verband",
+        "Antragsteller",
+        "Art Antragsteller",
+        "Kreis",
+        "Bewilligte VZÄ",
+        "Fördersumme EUR",
+        "Bewilligt am",
+    ]
+    assert list(mem.columns) == [
+        "Antrags-Nr.",
+        "AGS",
+        "Gemeinde",
+        "Geflüchtete AU 15.09.2017",
+        "VZÄ Anteil",
+    ]
     assert len(antr) == 192 and antr["Antrags-Nr."].is_unique
     assert antr["Antrags-Nr."].str.fullmatch(r"PIK-IM-\d{4}").all()
-    assert set(antr["Art Antragsteller"]) == {"Landratsamt", "Stadtkreis", "Gemeinde", "Verwaltungsgemeinschaft"}
+    assert set(antr["Art Antragsteller"]) == {
+        "Landratsamt",
+        "Stadtkreis",
+        "Gemeinde",
+        "Verwaltungsgemeinschaft",
+    }
     assert len(mem) == 1078
     is_num = mem["AGS"].map(lambda v: isinstance(v, int))
     assert 0.1 < is_num.mean() < 0.5  # some AGS typed as numbers ...
-    assert mem.loc[is_num, "AGS"].map(lambda v: len(str(v)) == 7).all()  # ... with the leading zero lost
+    assert (
+        mem.loc[is_num, "AGS"].map(lambda v: len(str(v)) == 7).all()
+    )  # ... with the leading zero lost
     ags = mem["AGS"].map(lambda v: f"{int(v):08d}")
     assert ags.is_unique
     assert set(mem["Antrags-Nr."]) == set(antr["Antrags-Nr."])
@@ -87,7 +108,9 @@ def test_funding_xlsx_layout_and_counts(gen):
     assert (mem["Geflüchtete AU 15.09.2017"].astype(int) > 0).all()
     # Verband VZÄ = sum of members
     s = mem.assign(v=mem["VZÄ Anteil"].astype(float)).groupby("Antrags-Nr.")["v"].sum()
-    np.testing.assert_allclose(antr.set_index("Antrags-Nr.")["Bewilligte VZÄ"].loc[s.index], s, atol=0.011)
+    np.testing.assert_allclose(
+        antr.set_index("Antrags-Nr.")["Bewilligte VZÄ"].loc[s.index], s, atol=0.011
+    )
 
 
 def test_posts_csv_format(gen):
@@ -96,8 +119,18 @@ def test_posts_csv_format(gen):
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")  # umlauts are single cp1252 bytes
     p = _read_posts(gen["dir"] / paths.RAW_FILES["im_posts"])
-    assert list(p.columns) == ["Stellen-ID", "Antrags-Nr.", "AGS", "Gemeinde", "Anstellungsträger", "Trägername",
-                               "Beginn", "Ende", "VZÄ Stelle", "Anteil Gemeinde"]
+    assert list(p.columns) == [
+        "Stellen-ID",
+        "Antrags-Nr.",
+        "AGS",
+        "Gemeinde",
+        "Anstellungsträger",
+        "Trägername",
+        "Beginn",
+        "Ende",
+        "VZÄ Stelle",
+        "Anteil Gemeinde",
+    ]
     assert p["Stellen-ID"].str.fullmatch(r"S\d{5}").all()
     assert p["Beginn"].str.fullmatch(r"\d{2}\.\d{2}\.\d{4}").all()
     assert p["Ende"].str.fullmatch(r"(\d{2}\.\d{2}\.\d{4})?").all()
@@ -130,7 +163,11 @@ def test_official_rule_reproduces_planted_start(gen):
         half = months[np.argmax(started >= n / 2)]
         first = months[np.argmax(started >= 1)]
         every = months[np.argmax(started >= n)]
-        assert truth[ags] == {"half_posts": str(half), "first_post": str(first), "all_posts": str(every)}, ags
+        assert truth[ags] == {
+            "half_posts": str(half),
+            "first_post": str(first),
+            "all_posts": str(every),
+        }, ags
         checked += 1
     assert checked == 1078
     assert all(v["half_posts"] is None for a, v in truth.items() if a not in set(p["AGS"]))
@@ -145,30 +182,66 @@ def _stocks_from_export(path: Path) -> pd.DataFrame:
     per = cm.groupby("Pseudonym")
     assert (per["AGS"].nunique() == 1).all()
     zuzug = cm[cm["Status"] == "Zuzug AU"].set_index("Pseudonym")["mi"]
-    auszug = cm[cm["Status"] == "Auszug"].set_index("Pseudonym")["mi"].reindex(zuzug.index).fillna(big)
+    auszug = (
+        cm[cm["Status"] == "Auszug"].set_index("Pseudonym")["mi"].reindex(zuzug.index).fillna(big)
+    )
     ags = per["AGS"].first()
     rows = []  # (ags, from, to_exclusive, measure)
-    rows.append(pd.DataFrame({"ags": ags[zuzug.index].to_numpy(), "lo": zuzug.to_numpy(),
-                              "hi": auszug.to_numpy(), "k": "refugees"}))
+    rows.append(
+        pd.DataFrame(
+            {
+                "ags": ags[zuzug.index].to_numpy(),
+                "lo": zuzug.to_numpy(),
+                "hi": auszug.to_numpy(),
+                "k": "refugees",
+            }
+        )
+    )
     b1 = cm[cm["Status"] == "B1 erreicht"].set_index("Pseudonym")["mi"]
-    rows.append(pd.DataFrame({"ags": ags[b1.index].to_numpy(), "lo": b1.to_numpy(),
-                              "hi": auszug[b1.index].to_numpy(), "k": "b1"}))
-    for bereich, kinds in (("Ausbildung", {"Beginn Ausbildung": "ausbildung", "Beginn Weiterbildung": "weiterbildung"}),
-                           ("Arbeit", {"Beginn SvB": "svb"})):
+    rows.append(
+        pd.DataFrame(
+            {
+                "ags": ags[b1.index].to_numpy(),
+                "lo": b1.to_numpy(),
+                "hi": auszug[b1.index].to_numpy(),
+                "k": "b1",
+            }
+        )
+    )
+    for bereich, kinds in (
+        (
+            "Ausbildung",
+            {"Beginn Ausbildung": "ausbildung", "Beginn Weiterbildung": "weiterbildung"},
+        ),
+        ("Arbeit", {"Beginn SvB": "svb"}),
+    ):
         d = cm[cm["Bereich"] == bereich].copy()
         beg = d[d["Status"] != "Ende"].copy()
         end = d[d["Status"] == "Ende"].copy()
         beg["k"] = beg["Status"].map(kinds)
         beg["n"] = beg.groupby("Pseudonym").cumcount()
         end["n"] = end.groupby("Pseudonym").cumcount()
-        sp = beg.merge(end[["Pseudonym", "n", "mi"]], on=["Pseudonym", "n"], how="left", suffixes=("", "_end"))
+        sp = beg.merge(
+            end[["Pseudonym", "n", "mi"]], on=["Pseudonym", "n"], how="left", suffixes=("", "_end")
+        )
         hi = np.minimum(sp["mi_end"].fillna(big).to_numpy(), auszug[sp["Pseudonym"]].to_numpy())
-        rows.append(pd.DataFrame({"ags": sp["AGS"].to_numpy(), "lo": sp["mi"].to_numpy(), "hi": hi, "k": sp["k"].to_numpy()}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "ags": sp["AGS"].to_numpy(),
+                    "lo": sp["mi"].to_numpy(),
+                    "hi": hi,
+                    "k": sp["k"].to_numpy(),
+                }
+            )
+        )
     iv = pd.concat(rows, ignore_index=True)
     months = np.arange(2015 * 12, 2021 * 12)
     out = []
     for k, d in iv.groupby("k"):
-        inside = (d["lo"].to_numpy()[:, None] <= months[None, :]) & (months[None, :] < d["hi"].to_numpy()[:, None])
+        inside = (d["lo"].to_numpy()[:, None] <= months[None, :]) & (
+            months[None, :] < d["hi"].to_numpy()[:, None]
+        )
         agg = pd.DataFrame(inside, columns=months).groupby(d["ags"].to_numpy()).sum()
         out.append(agg.stack().rename(k))
     res = pd.concat(out, axis=1).fillna(0).astype(int)
@@ -197,20 +270,35 @@ def test_outcome_files_match_truth_and_masking(gen):
     c = gen["counts"].set_index(["ags", "month"])
     den_bytes = (d / paths.RAW_FILES["refugees_au"]).read_bytes()
     assert den_bytes.startswith(b"\xef\xbb\xbf")
-    den = pd.read_csv(d / paths.RAW_FILES["refugees_au"], sep=";", encoding="utf-8-sig", dtype={"AGS": str})
+    den = pd.read_csv(
+        d / paths.RAW_FILES["refugees_au"], sep=";", encoding="utf-8-sig", dtype={"AGS": str}
+    )
     assert list(den.columns) == ["AGS", "Gemeinde", "Monat", "Geflüchtete AU"]
     assert len(den) == 1101 * 72
-    assert (den.set_index(["AGS", "Monat"])["Geflüchtete AU"].to_numpy() == c["refugees"].to_numpy()).all()
+    assert (
+        den.set_index(["AGS", "Monat"])["Geflüchtete AU"].to_numpy() == c["refugees"].to_numpy()
+    ).all()
 
     ba_path = d / paths.RAW_FILES["employment_ba"]
     lines = ba_path.read_text(encoding="cp1252").splitlines()
     assert all(line.startswith("#") for line in lines[:5]) and not lines[5].startswith("#")
     ba = pd.read_csv(ba_path, sep=";", encoding="cp1252", skiprows=5, dtype=str)
     assert list(ba.columns) == ["Region", "Regionsname", "Berichtsmonat", "SvB Asylherkunftsländer"]
-    tr = pd.read_csv(d / paths.RAW_FILES["training"], sep=";", encoding="cp1252", comment="#", dtype=str)
-    assert list(tr.columns) == ["Region", "Regionsname", "Berichtsmonat", "In Ausbildung", "In Weiterbildung"]
-    for col, truth in ((ba["SvB Asylherkunftsländer"], c["svb"]), (tr["In Ausbildung"], c["ausbildung"]),
-                       (tr["In Weiterbildung"], c["weiterbildung"])):
+    tr = pd.read_csv(
+        d / paths.RAW_FILES["training"], sep=";", encoding="cp1252", comment="#", dtype=str
+    )
+    assert list(tr.columns) == [
+        "Region",
+        "Regionsname",
+        "Berichtsmonat",
+        "In Ausbildung",
+        "In Weiterbildung",
+    ]
+    for col, truth in (
+        (ba["SvB Asylherkunftsländer"], c["svb"]),
+        (tr["In Ausbildung"], c["ausbildung"]),
+        (tr["In Weiterbildung"], c["weiterbildung"]),
+    ):
         v = col.to_numpy()
         t = truth.to_numpy()
         assert ((v == "-") == (t == 0)).all()
@@ -219,25 +307,44 @@ def test_outcome_files_match_truth_and_masking(gen):
         assert (v[big].astype(int) == t[big]).all()
         assert (v == "*").any() and (v == "-").any() and big.any()
 
-    lang = pd.read_csv(d / paths.RAW_FILES["language_b1"], sep=",", encoding="utf-8", dtype={"ags": str})
+    lang = pd.read_csv(
+        d / paths.RAW_FILES["language_b1"], sep=",", encoding="utf-8", dtype={"ags": str}
+    )
     assert list(lang.columns) == ["ags", "gemeinde", "monat", "b1_bestand"]
     miss = lang["b1_bestand"].isna()
     assert 0 < miss.mean() < 0.03
-    assert (lang.loc[~miss, "b1_bestand"].astype(int).to_numpy() == c["b1"].to_numpy()[~miss.to_numpy()]).all()
+    assert (
+        lang.loc[~miss, "b1_bestand"].astype(int).to_numpy() == c["b1"].to_numpy()[~miss.to_numpy()]
+    ).all()
 
 
 def test_kpi_reports(gen):
-    k = pd.read_excel(gen["dir"] / paths.RAW_FILES["kpi_reports"], sheet_name="Kennzahlen", engine="openpyxl",
-                      dtype={"AGS": str})
-    assert list(k.columns) == ["AGS", "Gemeinde", "Quartal", "Klienten", "Erstgespräche", "Integrationspläne",
-                               "Übergänge Sprachkurs", "Übergänge Ausbildung", "Übergänge Arbeit"]
+    k = pd.read_excel(
+        gen["dir"] / paths.RAW_FILES["kpi_reports"],
+        sheet_name="Kennzahlen",
+        engine="openpyxl",
+        dtype={"AGS": str},
+    )
+    assert list(k.columns) == [
+        "AGS",
+        "Gemeinde",
+        "Quartal",
+        "Klienten",
+        "Erstgespräche",
+        "Integrationspläne",
+        "Übergänge Sprachkurs",
+        "Übergänge Ausbildung",
+        "Übergänge Arbeit",
+    ]
     assert k["Quartal"].str.fullmatch(r"\d{4}-Q[1-4]").all()
     vals = k.iloc[:, 3:]
     assert vals.isna().any().all()  # some empty cells in every KPI
     assert (vals.fillna(0) >= 0).all().all()
     start = {m["ags"]: m["start_month"]["half_posts"] for m in gen["truth"]["municipalities"]}
     first_q = k.groupby("AGS")["Quartal"].min()
-    expect = {a: str(pd.Period(start[a], freq="M").asfreq("Q")).replace("Q", "-Q") for a in first_q.index}
+    expect = {
+        a: str(pd.Period(start[a], freq="M").asfreq("Q")).replace("Q", "-Q") for a in first_q.index
+    }
     assert all(first_q[a] == expect[a] for a in first_q.index)
     assert k["AGS"].nunique() == 1078
 
@@ -267,7 +374,9 @@ def test_same_seed_byte_identical_other_seed_differs(gen, tmp_path):
 
 # ----------------------------------------------------------------------------- truth
 def test_truth_schema(gen):
-    schema = json.loads((ROOT / "src/ifm_eval/schemas/truth.schema.json").read_text(encoding="utf-8"))
+    schema = json.loads(
+        (ROOT / "src/ifm_eval/schemas/truth.schema.json").read_text(encoding="utf-8")
+    )
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.Draft202012Validator(schema).validate(gen["truth"])
     bad = copy.deepcopy(gen["truth"])
@@ -281,11 +390,15 @@ def test_truth_effects_consistent_with_counts(gen):
     c = gen["counts"]
     start = {m["ags"]: m["start_month"]["half_posts"] for m in t["municipalities"]}
     c = c[c["ags"].map(start).notna() & (c["refugees"] > 0)].copy()
-    c["e"] = (pd.PeriodIndex(c["month"], freq="M") - pd.PeriodIndex(c["ags"].map(start), freq="M")).map(lambda x: x.n)
+    c["e"] = (
+        pd.PeriodIndex(c["month"], freq="M") - pd.PeriodIndex(c["ags"].map(start), freq="M")
+    ).map(lambda x: x.n)
     c["d"] = (c["svb"] - c["svb_cf"]) / c["refugees"] * 100
     att = c.groupby("e")["d"].mean()
     got = pd.Series({int(k): v for k, v in t["effects"]["employment"]["att_by_event_time"].items()})
-    np.testing.assert_allclose(got.sort_index().to_numpy(), att.sort_index().to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        got.sort_index().to_numpy(), att.sort_index().to_numpy(), rtol=0, atol=1e-9
+    )
     assert t["effects"]["employment"]["att_overall_pre"] == 0.0  # no anticipation configured
     for o in ("language", "training", "employment"):
         assert t["effects"][o]["att_overall"] > 0  # default config plants positive effects
@@ -304,8 +417,12 @@ def test_zero_effect_gives_exactly_zero(gen):
     frame = read_gemeindeverzeichnis(paths.reference_path(cfg, "gv"))
     st = build_structure(frame, cfg, rng_for(cfg["seed"], "structure"))
     pr = simulate_persons(st.muni, cfg, rng_for(cfg["seed"], "persons"))
-    for a, b in (("b1", "b1_cf"), ("ausbildung", "ausbildung_cf"), ("weiterbildung", "weiterbildung_cf"),
-                 ("svb", "svb_cf")):
+    for a, b in (
+        ("b1", "b1_cf"),
+        ("ausbildung", "ausbildung_cf"),
+        ("weiterbildung", "weiterbildung_cf"),
+        ("svb", "svb_cf"),
+    ):
         assert (pr.counts[a] == pr.counts[b]).all()
     eff = true_effects(st.muni, pr.counts)
     for o in eff.values():
@@ -321,7 +438,12 @@ def test_cli_registers_synth():
     from ifm_eval.cli import build_parser
 
     args = build_parser().parse_args(["synth", "--seed", "3", "--scale", "0.5", "--out-dir", "x"])
-    assert args.seed == 3 and args.scale == 0.5 and args.out_dir == "x" and args.config == "config.yaml"
+    assert (
+        args.seed == 3
+        and args.scale == 0.5
+        and args.out_dir == "x"
+        and args.config == "config.yaml"
+    )
 
 
 def test_hazard_ratio_ramp_cohort_capacity_anticipation(gen):

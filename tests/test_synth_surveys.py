@@ -31,15 +31,15 @@ def fake_structure(seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A minimal stand-in for ``synth.structure.build_structure`` on the real frame."""
     rng = np.random.default_rng(seed)
     m = municipalities(read_gemeindeverzeichnis(GV))
-    m = m[["ags", "name", "kreis", "kreis_name", "kreis_type", "population",
-           "urbanisation"]].copy()
+    m = m[["ags", "name", "kreis", "kreis_name", "kreis_type", "population", "urbanisation"]].copy()
     m["applied"] = True
     m.loc[m.nsmallest(23, "population").index, "applied"] = False
     m["refugees_20170915"] = np.round(m["population"] * rng.uniform(0.006, 0.014, len(m)))
     m.loc[~m["applied"], "refugees_20170915"] = 0
     m["refugees_20171109"] = m["refugees_20170915"]
-    alone = (m["kreis_type"].eq("Stadtkreis") | (m["population"] > 30000)
-             | (rng.random(len(m)) < 0.3))
+    alone = (
+        m["kreis_type"].eq("Stadtkreis") | (m["population"] > 30000) | (rng.random(len(m)) < 0.3)
+    )
     kreis_ids = {k: i + 1 for i, k in enumerate(sorted(m["kreis"].unique()))}
     vid, vname, atype, org = [], [], [], []
     next_id = 100
@@ -64,36 +64,53 @@ def fake_structure(seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
     m["funded_vza"] = np.round(m["refugees_20170915"] / 110.0, 2)
     before = np.where(rng.random(len(m)) < 0.35, 0.0, np.round(rng.gamma(1.2, 0.3, len(m)), 2))
     m["capacity_before_vza"] = np.where(m["applied"], before, np.nan)
-    m["capacity_after_vza"] = np.round(m["capacity_before_vza"] + m["funded_vza"]
-                                       * rng.uniform(0.3, 1.3, len(m)), 2)
+    m["capacity_after_vza"] = np.round(
+        m["capacity_before_vza"] + m["funded_vza"] * rng.uniform(0.3, 1.3, len(m)), 2
+    )
     m["n_posts"] = np.where(m["applied"], np.maximum(1, np.ceil(m["funded_vza"])), 0)
     m["start_month"] = pd.PeriodIndex(
-        [pd.Period("2018-01", "M") + int(k) for k in rng.integers(-8, 8, len(m))], freq="M")
+        [pd.Period("2018-01", "M") + int(k) for k in rng.integers(-8, 8, len(m))], freq="M"
+    )
     m["plan_use_band"] = np.where(
-        m["applied"], rng.choice(["lt20", "20to80", "80to100"], len(m), p=[.23, .46, .31]),
-        None)
+        m["applied"], rng.choice(["lt20", "20to80", "80to100"], len(m), p=[0.23, 0.46, 0.31]), None
+    )
     posts = []
     pid = 0
     for _, r in m[m["applied"]].iterrows():
         for _k in range(int(r["n_posts"])):
             pid += 1
             start = r["start_month"].to_timestamp() - pd.Timedelta(days=int(rng.integers(0, 40)))
-            posts.append({"post_id": f"S{pid:05d}", "verband_id": r["verband_id"],
-                          "ags": r["ags"],
-                          "employer": {"landratsamt": "Landratsamt", "gemeinde": "Gemeinde",
-                                       "traeger": "Freier Träger"}[r["organisation"]],
-                          "traeger_name": r["traeger_name"], "start": start, "end": pd.NaT,
-                          "vza_post": float(min(1.0, max(0.2, r["funded_vza"] / r["n_posts"]))),
-                          "share": 1.0})
+            posts.append(
+                {
+                    "post_id": f"S{pid:05d}",
+                    "verband_id": r["verband_id"],
+                    "ags": r["ags"],
+                    "employer": {
+                        "landratsamt": "Landratsamt",
+                        "gemeinde": "Gemeinde",
+                        "traeger": "Freier Träger",
+                    }[r["organisation"]],
+                    "traeger_name": r["traeger_name"],
+                    "start": start,
+                    "end": pd.NaT,
+                    "vza_post": float(min(1.0, max(0.2, r["funded_vza"] / r["n_posts"]))),
+                    "share": 1.0,
+                }
+            )
     return m.reset_index(drop=True), pd.DataFrame(posts)
 
 
 def cfg_for(tmp: Path) -> dict:
     return {
         "seed": 1,
-        "data": {"source": "synthetic", "raw_dir": str(tmp / "raw"),
-                 "synthetic_dir": str(tmp / "synthetic"), "reference_dir": str(GV.parent),
-                 "processed_dir": str(tmp / "processed"), "results_dir": str(tmp / "results")},
+        "data": {
+            "source": "synthetic",
+            "raw_dir": str(tmp / "raw"),
+            "synthetic_dir": str(tmp / "synthetic"),
+            "reference_dir": str(GV.parent),
+            "processed_dir": str(tmp / "processed"),
+            "results_dir": str(tmp / "results"),
+        },
         "panel": {"fuzzy_match_threshold": 90},
         "synth": {"unit_nonresponse": 0.15, "item_nonresponse_education": 0.85},
     }
@@ -115,19 +132,30 @@ def written(structure, attrs, tmp_path_factory):
     muni, posts = structure
     tmp = tmp_path_factory.mktemp("surveys")
     cfg = cfg_for(tmp)
-    res = write_surveys(muni, posts, attrs, cfg, np.random.default_rng(5),
-                        paths.raw_dir(cfg))
+    res = write_surveys(muni, posts, attrs, cfg, np.random.default_rng(5), paths.raw_dir(cfg))
     return cfg, res
 
 
 # --------------------------------------------------------------------------- calibration
 PUBLISHED = {
-    "decision_im": 31, "decision_im_district": 13,
-    "ts_ausreisepflichtig": 44, "ts_drittstaat": 12, "ts_eu": 6,
-    "hs_privat": 95, "hs_oeffentlich": 93, "hs_gu_au": 77, "hs_vorlaeufig": 22, "hs_andere": 13,
-    "min_age_ab18": 49, "min_age_unter14": 18,
-    "arrival_keine": 68, "arrival_ab2015": 24, "arrival_ab2014": 6,
-    "doc_mode_digital": 47, "doc_mode_papier": 16, "doc_mode_gemischt": 37,
+    "decision_im": 31,
+    "decision_im_district": 13,
+    "ts_ausreisepflichtig": 44,
+    "ts_drittstaat": 12,
+    "ts_eu": 6,
+    "hs_privat": 95,
+    "hs_oeffentlich": 93,
+    "hs_gu_au": 77,
+    "hs_vorlaeufig": 22,
+    "hs_andere": 13,
+    "min_age_ab18": 49,
+    "min_age_unter14": 18,
+    "arrival_keine": 68,
+    "arrival_ab2015": 24,
+    "arrival_ab2014": 6,
+    "doc_mode_digital": 47,
+    "doc_mode_papier": 16,
+    "doc_mode_gemischt": 37,
 }
 
 
@@ -177,9 +205,13 @@ def test_joint_verbaende_share_all_answers(structure, attrs):
     nun = j.groupby("verband_id")[cols].nunique(dropna=False)
     assert (nun <= 1).all().all()
     # non-joint district Verbände mostly share (the majority value covers most members)
-    dr = d[~d["district_joint"] & d["verband_id"].isin(
-        muni.loc[muni["organisation"].eq("landratsamt"), "verband_id"])]
-    share = dr.groupby("verband_id")["doc_mode"].agg(lambda s: s.value_counts(normalize=True).iloc[0])
+    dr = d[
+        ~d["district_joint"]
+        & d["verband_id"].isin(muni.loc[muni["organisation"].eq("landratsamt"), "verband_id"])
+    ]
+    share = dr.groupby("verband_id")["doc_mode"].agg(
+        lambda s: s.value_counts(normalize=True).iloc[0]
+    )
     assert share.mean() > 0.8
     assert d.loc[~d["applied"], "doc_mode"].isna().all()
 
@@ -203,7 +235,10 @@ def test_files_readable_with_labels(written):
     df_sys, _ = pyreadstat.read_sav(str(res["survey_w1"]))
     assert ((df["F3_doku"] < 0).sum() > 0) and (df_sys["F3_doku"] < 0).sum() == 0
     w3, m3 = pyreadstat.read_dta(str(res["survey_w3"]))
-    assert "q12_org" in w3.columns and m3.variable_value_labels["q12_org"][3] == "durch einen freien Träger"
+    assert (
+        "q12_org" in w3.columns
+        and m3.variable_value_labels["q12_org"][3] == "durch einen freien Träger"
+    )
 
 
 def test_wave_specific_names_and_mr_sets(written):
@@ -213,9 +248,9 @@ def test_wave_specific_names_and_mr_sets(written):
     assert "v12_alter" in w2 and "zg_alter" in w5 and "v12_alter" not in w5
     for c in ("v10_1", "v10_6", "v11_5"):
         assert set(w2[c].dropna().unique()) <= {0.0, 1.0, -99.0}
-    assert (w5["zg_alter"] == -96).sum() > 0         # older questionnaire version
+    assert (w5["zg_alter"] == -96).sum() > 0  # older questionnaire version
     w1, _ = pyreadstat.read_sav(str(res["survey_w1"]), user_missing=True)
-    assert (w1["F4_sw_1"] == -97).sum() > 0           # paper: software not applicable
+    assert (w1["F4_sw_1"] == -97).sum() > 0  # paper: software not applicable
 
 
 def test_nonresponse_and_joint_rows(written, structure):
@@ -229,10 +264,10 @@ def test_nonresponse_and_joint_rows(written, structure):
     assert w2["v_02_kreis"].sum() >= 3
     assert (w2.loc[w2["v_02_kreis"] == 1, "v_02b_verband"].str.len() > 0).all()
     applied = int(muni["applied"].sum())
-    assert len(w2) < applied * 0.95                  # unit non-response + joint rows
+    assert len(w2) < applied * 0.95  # unit non-response + joint rows
     keys = w2["v_01_ags"].astype(str)
-    assert keys.str.fullmatch(r"8\d{6}").any()       # lost leading zero
-    assert keys.str.fullmatch(r"08\d{3}").any()      # Kreis key
+    assert keys.str.fullmatch(r"8\d{6}").any()  # lost leading zero
+    assert keys.str.fullmatch(r"08\d{3}").any()  # Kreis key
     assert (~keys.str.contains(r"\d")).mean() > 0.1  # names
     w4, _ = pyreadstat.read_sav(str(res["survey_w4"]), user_missing=True)
     assert 0.7 * len(posts) <= len(w4) <= 1.2 * len(posts)
@@ -251,6 +286,7 @@ def test_byte_identical_for_same_seed(structure, attrs, tmp_path):
         digests.append({k: res[k].read_bytes() for k in paths.SURVEY_KEYS})
         if run == "a":
             import time
+
             time.sleep(1.1)  # a different wall-clock second must not change the bytes
     for k in paths.SURVEY_KEYS:
         assert digests[0][k] == digests[1][k], k
@@ -258,7 +294,7 @@ def test_byte_identical_for_same_seed(structure, attrs, tmp_path):
         _, meta = reader(str(res[k]), metadataonly=True)
         assert meta.creation_time == pd.Timestamp("2020-01-01 00:00:00").to_pydatetime()
     raw = res["survey_w1"].read_bytes()
-    assert struct.unpack("<d", raw[84:92])[0] == 100.0      # compression bias untouched
+    assert struct.unpack("<d", raw[84:92])[0] == 100.0  # compression bias untouched
     cfg = cfg_for(tmp_path / "c")
     res = write_surveys(sub, sposts, sattrs, cfg, np.random.default_rng(4), paths.raw_dir(cfg))
     assert res["survey_w2"].read_bytes() != digests[0]["survey_w2"]

@@ -15,7 +15,8 @@ from ifm_eval.lineage import Lineage
 
 def _posts(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["ags", "stellen_id", "beginn"]).assign(
-        beginn=lambda d: pd.to_datetime(d["beginn"]))
+        beginn=lambda d: pd.to_datetime(d["beginn"])
+    )
 
 
 @pytest.mark.parametrize(
@@ -39,8 +40,14 @@ def test_start_month_rules(starts: list[str], half: str, first: str, last: str) 
 
 def test_rule_counts_distinct_posts() -> None:
     """A post listed twice for the same municipality counts once."""
-    p = _posts([("08111000", "S00001", "2017-09-01"), ("08111000", "S00001", "2017-09-01"),
-                ("08111000", "S00002", "2018-03-01"), ("08111000", "S00003", "2018-04-01")])
+    p = _posts(
+        [
+            ("08111000", "S00001", "2017-09-01"),
+            ("08111000", "S00001", "2017-09-01"),
+            ("08111000", "S00002", "2018-03-01"),
+            ("08111000", "S00003", "2018-04-01"),
+        ]
+    )
     sm = treatment.start_months(p).iloc[0]
     assert sm["n_posts"] == 3 and sm["start_half_posts"] == pd.Timestamp("2018-03-01")
 
@@ -65,7 +72,9 @@ def test_treatment_table(fixture_cfg: dict) -> None:
         assert tt.at[ags, "cohort_all_posts"] == pd.Timestamp(last + "-01")
         assert tt.at[ags, "cohort_month"] == tt.at[ags, "cohort_half_posts"]
     never = t.loc[~t["applied"]]
-    assert len(never) == 1097 and never["never_treated"].all() and never["cohort_month"].isna().all()
+    assert (
+        len(never) == 1097 and never["never_treated"].all() and never["cohort_month"].isna().all()
+    )
     assert (never["funded_vza"] == 0).all() and never["vza_per_100_refugees"].isna().all()
     assert tt.at[F.A, "vza_per_100_refugees"] == pytest.approx(100 * 0.75 / 40)
     assert tt.at[F.A, "posts_vza"] == pytest.approx(1.0 * 0.5 + 0.5 * 1.0)
@@ -80,9 +89,13 @@ def test_treatment_table(fixture_cfg: dict) -> None:
 @pytest.mark.parametrize("rule", ["first_post", "all_posts"])
 def test_configured_rule(fixture_cfg: dict, rule: str) -> None:
     cfg = {**fixture_cfg, "panel": {**fixture_cfg["panel"], "treatment_rule": rule}}
-    t = treatment.build_treatment(cfg, admin.load_frame(cfg),
-                                  pd.read_parquet(paths.processed_path(cfg, "funding_members")),
-                                  pd.read_parquet(paths.processed_path(cfg, "im_posts")), Lineage("t"))
+    t = treatment.build_treatment(
+        cfg,
+        admin.load_frame(cfg),
+        pd.read_parquet(paths.processed_path(cfg, "funding_members")),
+        pd.read_parquet(paths.processed_path(cfg, "im_posts")),
+        Lineage("t"),
+    )
     tt = t.set_index("ags")
     idx = {"first_post": 1, "all_posts": 2}[rule]
     for ags, exp in F.EXPECTED_START.items():

@@ -118,7 +118,15 @@ def test_static_matches_panelols(sim, cluster):
 def test_dynamic_matches_panelols(sim):
     window = (-5, 8)
     res = twfe_dynamic(
-        sim, "y", "unit", "time", "g", event_window=window, cluster="kreis", k_fixef="full"
+        sim,
+        "y",
+        "unit",
+        "time",
+        "g",
+        event_window=window,
+        cluster="kreis",
+        k_fixef="full",
+        min_untreated_per_period=0,  # textbook TWFE on every period, as PanelOLS below
     )
     rel = pd.Series(np.where(sim["g"] > 0, sim["time"] - sim["g"], np.nan))
     dummies, periods = event_dummies(rel, window, -1)
@@ -197,3 +205,17 @@ def test_every_estimator_recovers_path_static_twfe_does_not(sim):
     static = twfe_static(sim, "y", "unit", "time", "g", cluster="kreis").rows("overall").iloc[0]
     treated = sim[(sim["g"] > 0) & (sim["time"] >= sim["g"])]
     assert abs(static["estimate"] - treated["tau"].mean()) > 3 * static["se"]
+
+
+def test_dynamic_drops_periods_without_untreated_units():
+    df = simulate_staggered(n_units=300, n_periods=40, cohorts=(10, 20, 30), seed=3)
+    u = df["unit"].str[1:].astype(int)
+    df.loc[u < 5, "g"] = 36
+    res = twfe_dynamic(
+        df, "y", "unit", "time", "g", event_window=(-5, 10), min_untreated_per_period=10
+    )
+    cells = pd.DataFrame(res.info["dropped_cells"])
+    assert set(cells["time"]) == set(range(30, 41))
+    assert any("fewer than 10 untreated units" in w for w in res.warnings)
+    assert res.n_obs == int((df["time"] < 30).sum())
+    assert np.isfinite(res.rows("event_time")["estimate"]).all()

@@ -19,19 +19,31 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args]
+    cmd = [
+        str(BIN / "snakemake"),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=workdir, env=ENV, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        logs = "\n".join(p.read_text()[-3000:] for p in sorted((workdir / "logs").rglob("*.log"))
-                         if "Error" in p.read_text())
+        logs = "\n".join(
+            p.read_text()[-3000:]
+            for p in sorted((workdir / "logs").rglob("*.log"))
+            if "Error" in p.read_text()
+        )
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-6000:]}\n{logs}")
     return proc
 
 
 def test_lint():
-    proc = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--lint"], cwd=ROOT, env=ENV, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Congratulations" in proc.stdout + proc.stderr
 
@@ -46,21 +58,9 @@ def test_bad_config_key_stops_dag(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("workflow")
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
-    cfg["data"]["reference_dir"] = str(ROOT / "data" / "raw" / "reference")
-    cfg["synth"]["scale"] = 0.05
-    base = {"covariates": ["log_population", "urbanisation"], "event_window": [-6, 12],
-            "cluster": "kreis", "outcome": "rate_employment"}
-    cfg["models"] = {
-        "twfe_static_rate_employment": {**base, "estimator": "twfe_static"},
-        "callaway_santanna_rate_employment": {**base, "estimator": "callaway_santanna", "method": "reg"},
-        "imputation_rate_employment": {**base, "estimator": "imputation"},
-    }
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    proc = _snakemake(work)
-    return work, cfg, proc
+def small_run(small_workflow):
+    """The session-wide tiny workflow run (tests/conftest.py)."""
+    return small_workflow
 
 
 def test_end_to_end_outputs(small_run):
@@ -96,6 +96,10 @@ def test_rerun_is_noop_and_one_spec_edit_reruns_one_job(small_run):
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not available")
 def test_repo_ignores_generated_data():
-    ignored = subprocess.run(["git", "check-ignore", "data/synthetic/x", "data/processed/x", "results/x"],
-                             cwd=ROOT, capture_output=True, text=True).stdout.split()
+    ignored = subprocess.run(
+        ["git", "check-ignore", "data/synthetic/x", "data/processed/x", "results/x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert ignored == ["data/synthetic/x", "data/processed/x", "results/x"]

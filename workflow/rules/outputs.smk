@@ -62,7 +62,7 @@ rule figures:
         panel=P.processed_path(CFG, "panel"),
         truth=[P.truth_path(CFG)] if SYNTHETIC else [],
         geo=[P.reference_path(CFG, "geo_gemeinden"), P.reference_path(CFG, "geo_kreise")],
-        code=module_files(*OUT_CODE_COMMON, "outputs/figures.py", "outputs/descriptives.py"),
+        code=module_files(*OUT_CODE_COMMON, "outputs/figures.py", "outputs/descriptives.py", "outputs/truth.py"),
     output:
         event_study=[
             report(
@@ -128,7 +128,8 @@ rule tables:
         survey=P.processed_path(CFG, "survey_harmonised"),
         lineage=P.processed_path(CFG, "lineage"),
         quality=P.processed_path(CFG, "data_quality"),
-        code=module_files(*OUT_CODE_COMMON, "outputs/tables.py", "outputs/figures.py"),
+        truth=[P.truth_path(CFG)] if SYNTHETIC else [],
+        code=module_files(*OUT_CODE_COMMON, "outputs/tables.py", "outputs/figures.py", "outputs/truth.py"),
     output:
         html=[
             report(
@@ -137,7 +138,7 @@ rule tables:
                 category="4 Tabellen",
                 subcategory=k,
             )
-            for k in OT.RESULT_TABLES
+            for k in OT.result_tables(CFG)
         ],
         csv=OT.table_paths(CFG, "csv"),
         tex=OT.table_paths(CFG, "tex"),
@@ -161,7 +162,7 @@ rule report:
         tables=OT.table_paths(CFG, "csv") + [OUT_TAB / "descriptives_comparison.csv"],
         estimates=estimate_outputs(CFG),
         truth=[P.truth_path(CFG)] if SYNTHETIC else [],
-        code=module_files(*OUT_CODE_COMMON, "outputs/report.py", "outputs/figures.py"),
+        code=module_files(*OUT_CODE_COMMON, "outputs/report.py", "outputs/figures.py", "outputs/truth.py"),
     output:
         html=report(
             OUT_REPORT_HTML,

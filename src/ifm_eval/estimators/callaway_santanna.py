@@ -86,7 +86,11 @@ aggregations and bootstrap sums are computed without building the dense matrix (
 on first access to ``.influence``). With covariates, cells sharing an estimation
 sample (cohort g and the same control cohorts) are estimated together: one logit per
 sample, then closed-form WLS moments and influence functions for all its cells. The
-bootstrap draws for ATT(g,t) are reused for the aggregations.
+logits of small samples are fitted in stacked batches (``logit_irls_batch``: each
+sample keeps its own start, IRLS path and stopping rule, so only rounding differs;
+no warm starts, which would move the stopping point and hence overlap decisions),
+and design-singularity checks are batched. The bootstrap draws for ATT(g,t) are
+reused for the aggregations; bootstrap SEs use exact order statistics from row sorts.
 """
 
 from __future__ import annotations
@@ -109,14 +113,33 @@ from ._cs_influence import (
     att_cov_group,
     boot_stats,
     logit_irls,
+    logit_irls_batch,
     multiplier_bootstrap,
     nocov_tables,
-    rcond1,
+    rcond1_batch,
 )
 
 __all__ = ["callaway_santanna", "CSResult", "CSAggregate"]
 
 _CHUNK_ELEMENTS = 1_500_000  # n_units x cells per vectorised chunk
+_LOGIT_BATCH_ROWS = 20_000  # stacked sample rows per batched-logit chunk
+_LOGIT_BATCH_MAX_SAMPLE = 4_000  # larger samples are fitted one at a time
+
+
+def _factorize_sorted(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique values, code of every element) of a float array; integer-valued
+    arrays with a small range are coded by counting instead of sorting."""
+    if a.size:
+        lo, hi = a.min(), a.max()
+        if np.isfinite(lo) and np.isfinite(hi) and hi - lo <= 4 * a.size + 4096:
+            off = a - lo
+            ai = off.astype(np.intp)
+            if np.array_equal(ai, off):
+                present = np.bincount(ai) > 0
+                vals = np.flatnonzero(present) + lo
+                return vals, (np.cumsum(present) - 1)[ai]
+    vals, code = np.unique(a, return_inverse=True)
+    return vals, code.ravel()
 
 
 def _rng(seed, key: int) -> np.random.Generator:
@@ -177,8 +200,14 @@ class CSResult:
     def _se(self, inf: np.ndarray) -> np.ndarray:
         return analytic_se(inf, self._cluster_codes, self.n_clusters or 0)
 
-    def aggregate(self, kind: str = "dynamic", min_e=None, max_e=None, balance_e=None,
-                  n_boot: int | None = None) -> CSAggregate:
+    def aggregate(
+        self,
+        kind: str = "dynamic",
+        min_e=None,
+        max_e=None,
+        balance_e=None,
+        n_boot: int | None = None,
+    ) -> CSAggregate:
         """Aggregate ATT(g,t) as ``did::aggte(type=kind)`` (with ``na.rm=TRUE``).
 
         Every aggregated parameter is a linear combination ``A`` of the ATT(g,t) plus
@@ -189,7 +218,9 @@ class CSResult:
         multiplier sums), i.e. the same draws as the ATT(g,t) bands.
         """
         if kind not in ("simple", "dynamic", "group", "calendar"):
-            raise ValueError(f"unknown aggregation kind {kind!r}; use simple/dynamic/group/calendar")
+            raise ValueError(
+                f"unknown aggregation kind {kind!r}; use simple/dynamic/group/calendar"
+            )
         n_boot = self._n_boot if n_boot is None else int(n_boot)
         min_e = -np.inf if min_e is None else min_e
         max_e = np.inf if max_e is None else max_e
@@ -203,7 +234,9 @@ class CSResult:
         att_all = tab["att"].to_numpy(float)
         ok = np.isfinite(att_all)
         if not ok.all():
-            notes.append(f"{int((~ok).sum())} ATT(g,t) cell(s) without estimate skipped in aggregation")
+            notes.append(
+                f"{int((~ok).sum())} ATT(g,t) cell(s) without estimate skipped in aggregation"
+            )
         group, t, att = full_group[ok], full_t[ok], att_all[ok]
         okidx = np.flatnonzero(ok)
         n = self.n_units
@@ -229,8 +262,10 @@ class CSResult:
                 pk, ak = pg[keep], att[keep]
                 S, dot = pk.sum(), float(pk @ ak)
                 kc = gcode[keep]
-                h = (np.bincount(kc, weights=ak, minlength=ncoh) / S
-                     - np.bincount(kc, minlength=ncoh) * dot / S**2)
+                h = (
+                    np.bincount(kc, weights=ak, minlength=ncoh) / S
+                    - np.bincount(kc, minlength=ncoh) * dot / S**2
+                )
             cols_A.append(a)
             cols_H.append(h)
             ests.append(float(np.sum(att[keep] * wts)))
@@ -261,8 +296,10 @@ class CSResult:
             overall = float(np.sum(est_g * wg))
             kc = np.searchsorted(coh_vals, lab)
             dot = float(pgl @ est_g)
-            h_over = (np.bincount(kc, weights=est_g, minlength=ncoh) / pgl.sum()
-                      - np.bincount(kc, minlength=ncoh) * dot / pgl.sum() ** 2)
+            h_over = (
+                np.bincount(kc, weights=est_g, minlength=ncoh) / pgl.sum()
+                - np.bincount(kc, minlength=ncoh) * dot / pgl.sum() ** 2
+            )
             A_t, H_t = np.column_stack(cols_A), np.column_stack(cols_H)
             A = np.column_stack([A_t, A_t @ wg])
             H = np.column_stack([H_t, H_t @ wg + h_over])
@@ -276,12 +313,17 @@ class CSResult:
                 elig_full = balance_max_t - full_group >= balance_e
                 elig_g = np.unique(full_group[elig_full])
                 req_e = np.unique(full_e[elig_full & (full_e >= 0) & (full_e <= balance_e)])
-                complete = np.array([
-                    np.all(np.isin(req_e, e_all[group == g])) if len(req_e) else False
-                    for g in elig_g
-                ], dtype=bool)
+                complete = np.array(
+                    [
+                        np.all(np.isin(req_e, e_all[group == g])) if len(req_e) else False
+                        for g in elig_g
+                    ],
+                    dtype=bool,
+                )
                 if not complete.any():
-                    raise ValueError("no cohort has estimates at every event time through balance_e")
+                    raise ValueError(
+                        "no cohort has estimates at every event time through balance_e"
+                    )
                 include = np.isin(group, elig_g[complete])
                 eseq = np.unique(e_all[include])
                 first_t = min(np.min(full_t), np.min(full_group))
@@ -330,16 +372,20 @@ class CSResult:
         name, lab = table_label
         est = np.array(ests)
         se = se_all[:-1]
-        table = pd.DataFrame({
-            name: lab.astype(int) if np.all(np.mod(lab, 1) == 0) else lab,
-            "estimate": est,
-            "se": se,
-            "ci_low": est - z * se,
-            "ci_high": est + z * se,
-            "cband_low": est - crit * se,
-            "cband_high": est + crit * se,
-        })
-        return CSAggregate(kind, overall, float(se_all[-1]), table, F[:, :-1], F[:, -1], crit, notes)
+        table = pd.DataFrame(
+            {
+                name: lab.astype(int) if np.all(np.mod(lab, 1) == 0) else lab,
+                "estimate": est,
+                "se": se,
+                "ci_low": est - z * se,
+                "ci_high": est + z * se,
+                "cband_low": est - crit * se,
+                "cband_high": est + crit * se,
+            }
+        )
+        return CSAggregate(
+            kind, overall, float(se_all[-1]), table, F[:, :-1], F[:, -1], crit, notes
+        )
 
     def _agg_stats(self, A, H, n_boot, key, alpha, band):
         """Influence functions (n x p) of the aggregated parameters, their SEs and the
@@ -351,11 +397,14 @@ class CSResult:
             return F, self._se(F), np.nan
         st = self._boot_store
         if st is not None and st["n_boot"] == n_boot:
-            draws = A.T @ st["draws"] + H.T @ st["V"]
+            # A is very sparse (each cell enters one or two columns)
+            draws = np.asarray(sparse.csr_matrix(A.T) @ st["draws"])
+            draws += H.T @ st["V"]
             se, crit = boot_stats(draws, st["N"], self.n_units, alpha, band)
         else:
-            se, crit, _, _ = multiplier_bootstrap(F, codes, ncl, n_boot, _rng(self._seed, key),
-                                                  alpha, band_cols=band)
+            se, crit, _, _ = multiplier_bootstrap(
+                F, codes, ncl, n_boot, _rng(self._seed, key), alpha, band_cols=band
+            )
         return F, se, crit
 
 
@@ -385,7 +434,9 @@ def callaway_santanna(
     ``seed``). See the module docstring for semantics and differences from csdid.
     """
     if control_group not in ("not_yet_treated", "never_treated"):
-        raise ValueError(f"control_group must be 'not_yet_treated' or 'never_treated', got {control_group!r}")
+        raise ValueError(
+            f"control_group must be 'not_yet_treated' or 'never_treated', got {control_group!r}"
+        )
     if method not in ("dr", "ipw", "reg"):
         raise ValueError(f"method must be 'dr', 'ipw' or 'reg', got {method!r}")
     if base_period not in ("varying", "universal"):
@@ -417,8 +468,7 @@ def callaway_santanna(
     coh = data[cohort].to_numpy(dtype=float, na_value=np.nan)
     coh = np.where(np.isnan(coh), 0.0, coh)
     y = data[outcome].to_numpy(dtype=float, na_value=np.nan)
-    xc = (data[covariates].to_numpy(dtype=float, na_value=np.nan) if covariates
-          else np.empty((N, 0)))
+    xc = data[covariates].to_numpy(dtype=float, na_value=np.nan) if covariates else np.empty((N, 0))
     wr = data[weights].to_numpy(dtype=float, na_value=np.nan) if weights else np.ones(N)
     cl = data[cluster].to_numpy() if cluster is not None else None
     good = (uid >= 0) & np.isfinite(tt) & np.isfinite(y) & np.isfinite(wr)
@@ -439,38 +489,57 @@ def callaway_santanna(
     if weights is not None and ((wr < 0).any() or wr.mean() <= 0):
         raise ValueError("weights must be non-negative with a positive mean")
 
-    def uniq(a):
-        return np.sort(pd.unique(a))
-
-    tlist = uniq(tt)
+    # Period and cohort values are coded once (sorted unique values + row codes); the
+    # filters below then work on codes and a row selection, and every column is
+    # gathered into the wide (unit x period) layout in a single pass at the end.
+    tvals, tc = _factorize_sorted(tt)
+    tlist = tvals
     coh = np.where(coh > tlist.max() + anticipation, 0.0, coh)
-    glist = uniq(coh)
+    cvals, cc = _factorize_sorted(coh)  # cohort values (after recoding) are cvals[cc]
+    glist = cvals
+    sel = None  # kept rows (None = all)
     latest_g = None
     if not (glist == 0).any():
         latest_g = glist.max()
         cut = latest_g - anticipation
-        keep_rows(tt < cut)
+        ncut = int(np.searchsorted(tvals, cut, side="left"))  # codes < ncut <=> tt < cut
+        sel = np.flatnonzero(tc < ncut)
         msgs.append(
             f"no never-treated units: periods from {cut:g} on dropped; cohort {latest_g:g} "
-            + ("recoded as never treated" if control_group == "never_treated" else "used only as control")
+            + (
+                "recoded as never treated"
+                if control_group == "never_treated"
+                else "used only as control"
+            )
         )
         if control_group == "never_treated":
-            coh = np.where(coh == latest_g, 0.0, coh)
-        if len(tt) == 0:
+            cvals = np.where(cvals == latest_g, 0.0, cvals)
+        if len(sel) == 0:
             raise ValueError("no periods before the last cohort's treatment remain")
-        tlist = uniq(tt)
+        tlist = tvals[:ncut]
     fp = tlist[0]
-    early = (coh > 0) & (coh <= fp + anticipation)
-    if early.any():
-        msgs.append(f"dropped {len(pd.unique(uid[early]))} units already treated in the first period")
-        keep_rows(~early)
-        tlist = uniq(tt)
+    early_c = (cvals > 0) & (cvals <= fp + anticipation)
+    if early_c.any():
+        early = early_c[cc] if sel is None else early_c[cc[sel]]
+        if early.any():
+            ue = uid[early] if sel is None else uid[sel[early]]
+            msgs.append(f"dropped {len(pd.unique(ue))} units already treated in the first period")
+            sel = np.flatnonzero(~early) if sel is None else sel[~early]
+            present = np.bincount(tc[sel], minlength=len(tvals)) > 0
+            tlist = tvals[present]
     nT = len(tlist)
     if nT < 2:
         raise ValueError("need at least two periods")
-    tidx = np.searchsorted(tlist, tt)
+    if len(tlist) == len(tvals):
+        tmap = None  # codes are already indices into tlist
+    else:
+        tmap = np.full(len(tvals), -1, dtype=np.intp)
+        tmap[np.searchsorted(tvals, tlist)] = np.arange(nT)
+    uid_s = uid if sel is None else uid[sel]
+    tc_s = tc if sel is None else tc[sel]
+    tidx = tc_s if tmap is None else tmap[tc_s]
     n_all = len(uid_uniques)
-    key = uid.astype(np.int64) * nT + tidx
+    key = uid_s.astype(np.int64) * nT + tidx
     if len(key) > 1 and np.all(key[1:] > key[:-1]):
         order = None  # already sorted by (unit, time), no duplicates
     else:
@@ -478,22 +547,27 @@ def callaway_santanna(
         ks = key[order]
         if np.any(ks[1:] == ks[:-1]):
             raise ValueError("duplicate (unit, time) rows")
-    cnt = np.bincount(uid, minlength=n_all)
+    cnt = np.bincount(uid_s, minlength=n_all)
     partial = (cnt > 0) & (cnt < nT)
     if partial.any():
-        msgs.append(f"dropped {int(partial.sum())} units not observed in every period "
-                    "(balanced panel required)")
-        keep_rows((cnt == nT)[uid])
-        tidx = np.searchsorted(tlist, tt)
-        key = uid.astype(np.int64) * nT + tidx
+        msgs.append(
+            f"dropped {int(partial.sum())} units not observed in every period "
+            "(balanced panel required)"
+        )
+        full = np.flatnonzero((cnt == nT)[uid_s])
+        sel = full if sel is None else sel[full]
+        key = key[full]
         order = None if np.all(key[1:] > key[:-1]) else np.argsort(key, kind="stable")
-    n = len(uid) // nT
+    n = (len(uid) if sel is None else len(sel)) // nT
     if n == 0:
         raise ValueError("no units left")
+    if order is not None:
+        sel = order if sel is None else sel[order]
 
     def wide(a):
-        return (a if order is None else a[order]).reshape((n, nT) + a.shape[1:])
+        return (a if sel is None else a[sel]).reshape((n, nT) + a.shape[1:])
 
+    coh = cvals[cc]
     units = np.asarray(uid_uniques)[wide(uid)[:, 0]]
     C = wide(coh)
     if (C[:, :1] != C).any():
@@ -503,8 +577,11 @@ def callaway_santanna(
     tv = []
     if covariates:
         Xw = wide(xc)
-        tv += [c for c, bad in zip(covariates, (Xw != Xw[:, :1, :]).any(axis=(0, 1)),
-                                   strict=True) if bad]
+        tv += [
+            c
+            for c, bad in zip(covariates, (Xw != Xw[:, :1, :]).any(axis=(0, 1)), strict=True)
+            if bad
+        ]
         X = np.column_stack([np.ones(n), Xw[:, 0, :]])
     else:
         X = np.ones((n, 1))
@@ -601,15 +678,38 @@ def callaway_santanna(
             reason[tr] = "no control weight left after propensity-score trimming"
             est &= ~tr
         idx = np.flatnonzero(est)
-        a, mu_tab, coef_tab = nocov_tables(Y, wun, ucode, len(coh_vals), gcode, ctrl_coh,
-                                           tcol, bcol, n)
+        a, mu_tab, coef_tab = nocov_tables(
+            Y, wun, ucode, len(coh_vals), gcode, ctrl_coh, tcol, bcol, n
+        )
         att[idx] = a[idx]
-        op = NocovInfluence(Y, wun, ucode, mu_tab, coef_tab, tcol, bcol, idx, ncell,
-                            has_never=bool(coh_vals[0] == 0))
+        op = NocovInfluence(
+            Y,
+            wun,
+            ucode,
+            mu_tab,
+            coef_tab,
+            tcol,
+            bcol,
+            idx,
+            ncell,
+            has_never=bool(coh_vals[0] == 0),
+        )
     else:
         inf, perm = _estimate_cov_cells(
-            Y, X, wun, ucode, gcode, ctrl_coh, tcol, bcol, est, method, weights is not None,
-            n, att, reason,
+            Y,
+            X,
+            wun,
+            ucode,
+            gcode,
+            ctrl_coh,
+            tcol,
+            bcol,
+            est,
+            method,
+            weights is not None,
+            n,
+            att,
+            reason,
         )
         op = DenseInfluence(inf, perm)
 
@@ -630,16 +730,27 @@ def callaway_santanna(
             # per-cohort weighted multiplier sums (for aggregations reusing the draws)
             if codes is None:
                 rows = op.perm if getattr(op, "perm", None) is not None else np.arange(n)
-                wgrp = sparse.csr_matrix((wun[rows], (ucode[rows], np.arange(n))),
-                                         shape=(len(coh_vals), n))
+                wgrp = sparse.csr_matrix(
+                    (wun[rows], (ucode[rows], np.arange(n))), shape=(len(coh_vals), n)
+                )
             else:
                 wgrp = sparse.csr_matrix((wun, (ucode, codes)), shape=(len(coh_vals), n_clusters))
             if k == 1:
                 draws = np.zeros((ncell, n_boot)) if len(vidx) < ncell else None
                 prod, perm = op.boot_product(vidx)
                 se_v, crit, dv, V = multiplier_bootstrap(
-                    None, codes, n_clusters or 0, n_boot, _rng(seed, 0), alpha, product=prod,
-                    n_units=n, m=len(vidx), perm=perm, wgrp=wgrp)
+                    None,
+                    codes,
+                    n_clusters or 0,
+                    n_boot,
+                    _rng(seed, 0),
+                    alpha,
+                    product=prod,
+                    n_units=n,
+                    m=len(vidx),
+                    perm=perm,
+                    wgrp=wgrp,
+                )
                 se[vidx] = se_v
                 if len(vidx) == ncell:
                     draws = dv
@@ -649,35 +760,55 @@ def callaway_santanna(
                 # all columns (dropped / base cells are zero and hence skipped)
                 base = op.M if codes is None else op.cluster_sums(codes, n_clusters)
                 se_all, crit, draws, V = multiplier_bootstrap(
-                    base, None, 0, n_boot, _rng(seed, 0), alpha, n_units=n, wgrp=wgrp)
+                    base, None, 0, n_boot, _rng(seed, 0), alpha, n_units=n, wgrp=wgrp
+                )
                 se[vidx] = se_all[vidx]
-            boot_store = {"n_boot": n_boot, "draws": draws, "V": V,
-                          "N": n if codes is None else n_clusters}
+            boot_store = {
+                "n_boot": n_boot,
+                "draws": draws,
+                "V": V,
+                "N": n if codes is None else n_clusters,
+            }
         else:
-            ss = op.col_sumsq() if codes is None else np.einsum(
-                "ij,ij->j", *(2 * [op.cluster_sums(codes, n_clusters)]))
+            ss = (
+                op.col_sumsq()
+                if codes is None
+                else np.einsum("ij,ij->j", *(2 * [op.cluster_sums(codes, n_clusters)]))
+            )
             sv = np.sqrt(ss[vidx]) / n
             se[vidx] = np.where(np.isfinite(sv) & (sv > 0), sv, np.nan)
     band = crit if np.isfinite(crit) else np.nan
-    att_gt = pd.DataFrame({
-        "cohort": cell_g.astype(int) if np.all(np.mod(cell_g, 1) == 0) else cell_g,
-        "time": cell_t.astype(int) if np.all(np.mod(cell_t, 1) == 0) else cell_t,
-    })
-    att_gt["event_time"] = att_gt["time"] - att_gt["cohort"]
-    att_gt["att"] = att
-    att_gt["se"] = se
-    att_gt["ci_low"] = att - z * se
-    att_gt["ci_high"] = att + z * se
-    att_gt["cband_low"] = att - band * se
-    att_gt["cband_high"] = att + band * se
-    att_gt["n_treated"] = n_treat
-    att_gt["n_control"] = n_ctrl
-    att_gt["base_period"] = tlist[bcol]
-    att_gt["dropped"] = dropped
-    att_gt["universal_base"] = base_zero
-    dropped_cells = att_gt.loc[dropped, ["cohort", "time", "n_treated", "n_control"]].copy()
-    dropped_cells["reason"] = reason[dropped]
-    dropped_cells = dropped_cells.reset_index(drop=True)
+    # one DataFrame construction (column-by-column assignment costs ~2 ms)
+    cohort_col = cell_g.astype(int) if np.all(np.mod(cell_g, 1) == 0) else cell_g
+    time_col = cell_t.astype(int) if np.all(np.mod(cell_t, 1) == 0) else cell_t
+    att_gt = pd.DataFrame(
+        {
+            "cohort": cohort_col,
+            "time": time_col,
+            "event_time": time_col - cohort_col,
+            "att": att,
+            "se": se,
+            "ci_low": att - z * se,
+            "ci_high": att + z * se,
+            "cband_low": att - band * se,
+            "cband_high": att + band * se,
+            "n_treated": n_treat,
+            "n_control": n_ctrl,
+            "base_period": tlist[bcol],
+            "dropped": dropped,
+            "universal_base": base_zero,
+        },
+        copy=False,
+    )
+    dropped_cells = pd.DataFrame(
+        {
+            "cohort": cohort_col[dropped],
+            "time": time_col[dropped],
+            "n_treated": n_treat[dropped],
+            "n_control": n_ctrl[dropped],
+            "reason": reason[dropped],
+        }
+    )
     if len(dropped_cells):
         shown = "; ".join(
             f"(g={r.cohort}, t={r.time}): {r.reason}" for r in dropped_cells.head(10).itertuples()
@@ -706,8 +837,9 @@ def callaway_santanna(
     )
 
 
-def _estimate_cov_cells(Y, X, wun, ucode, gcode, ctrl_coh, tcol, bcol, est, method, weighted,
-                        n, att, reason):
+def _estimate_cov_cells(
+    Y, X, wun, ucode, gcode, ctrl_coh, tcol, bcol, est, method, weighted, n, att, reason
+):
     """Cells with covariates: group cells sharing an estimation sample (cohort g and the
     same control cohorts), fit one logit per sample, then all its cells at once.
 
@@ -733,61 +865,127 @@ def _estimate_cov_cells(Y, X, wun, ucode, gcode, ctrl_coh, tcol, bcol, est, meth
     G_unw[empty] = 0.0
     G_w[empty] = 0.0
 
-    def singular(G_rows, sel):
-        return rcond1(G_rows[sel].sum(0).reshape(k, k)) < EPS
-
     key_rows = np.column_stack([gcode[idx], ctrl_coh[idx].astype(np.int8)])
     _, first, grp = np.unique(key_rows, axis=0, return_index=True, return_inverse=True)
     grp = grp.ravel()
-    order = np.argsort(first, kind="stable")
-    for gi in order:
-        cells = idx[grp == gi]
-        c0 = cells[0]
-        g = gcode[c0]
-        ctrl_set = ctrl_coh[c0]
-        sample = ctrl_set.copy()
-        sample[g] = True
-        blocks = [c for c in np.flatnonzero(sample) if bounds[c + 1] > bounds[c]]
-        rows = np.concatenate([np.arange(bounds[c], bounds[c + 1]) for c in blocks])
-        Xs = Xp[rows]
-        D = (ucp[rows] == g).astype(float)
-        ws = wp[rows]
-        ps = None
-        if method in ("dr", "ipw"):
-            # overlap rule (R did): unweighted logit on positive-weight units
-            if singular(G_unw, sample):
-                reason[cells] = "singular design for the propensity score"
+    order = np.argsort(first, kind="stable")  # samples in order of first cell
+    ng = len(order)
+    rank = np.empty(ng, dtype=np.intp)
+    rank[order] = np.arange(ng)
+    gr = rank[grp]  # sample rank of every estimated cell
+    cell_sort = np.argsort(gr, kind="stable")
+    cell_bounds = np.r_[0, np.cumsum(np.bincount(gr, minlength=ng))]
+    c0s = idx[first[order]]
+    s_g = gcode[c0s]  # treated cohort code per sample
+    s_ctrl = ctrl_coh[c0s]  # (ng x ncoh) control cohorts per sample
+    s_sample = s_ctrl.copy()
+    s_sample[np.arange(ng), s_g] = True
+
+    def singular(G_rows, masks):
+        # cohort-level Gram sums accumulated in cohort order (as G_rows[sel].sum(0))
+        S = np.zeros((len(masks), k * k))
+        for c in range(ncoh):
+            if masks[:, c].any():
+                S += masks[:, c, None] * G_rows[c]
+        return rcond1_batch(S.reshape(-1, k, k)) < EPS
+
+    def set_reason(samples, why):
+        for si in samples:
+            reason[idx[cell_sort[cell_bounds[si] : cell_bounds[si + 1]]]] = why
+
+    def fail(todo, bad, why):
+        set_reason(todo[bad], why)
+        return todo[~bad]
+
+    todo = np.arange(ng)  # samples still being estimated
+    ps_method = method in ("dr", "ipw")
+    if ps_method:
+        todo = fail(
+            todo, singular(G_unw, s_sample[todo]), "singular design for the propensity score"
+        )
+        pos = wp > 0
+        if weighted:
+            wsum = np.bincount(ucode, weights=wun, minlength=ncoh)
+    # propensity scores are fitted for chunks of samples at once (batched IRLS on the
+    # stacked sample rows), and each chunk's cells are estimated before the next chunk
+    coh_n = np.bincount(ucode, minlength=ncoh)
+    size = s_sample[todo].astype(np.int64) @ coh_n
+    if ps_method:
+        # small samples are stacked (Python overhead dominates their fits); large ones
+        # are fitted one at a time (arithmetic dominates, BLAS Gram products)
+        cuts = [0]
+        rows_in = 0
+        for q, sz in enumerate(size.tolist()):
+            big = sz > _LOGIT_BATCH_MAX_SAMPLE
+            if q > cuts[-1] and (big or rows_in + sz > _LOGIT_BATCH_ROWS):
+                cuts.append(q)
+                rows_in = 0
+            rows_in += sz
+            if big:
+                cuts.append(q + 1)
+                rows_in = 0
+        if cuts[-1] != len(todo):
+            cuts.append(len(todo))
+    else:
+        cuts = [0, len(todo)]
+
+    def stacked(tb, row_mask=None):
+        mm = s_sample[tb][:, ucp]
+        if row_mask is not None:
+            mm &= row_mask[None, :]
+        si_, r_ = np.nonzero(mm)
+        seg = np.r_[0, np.cumsum(mm.sum(axis=1))]
+        return r_, seg, (ucp[r_] == s_g[tb][si_]).astype(float)
+
+    def fit(r_, seg, yy, fw=None):
+        if len(seg) == 2:
+            return logit_irls(Xp[r_], yy, fw)[1]
+        return logit_irls_batch(Xp[r_], XX[r_], seg, yy, fw)[1]
+
+    for c0_, c1_ in zip(cuts[:-1], cuts[1:], strict=True):
+        tb = todo[c0_:c1_]
+        ps_seg = None
+        if ps_method:
+            r_, seg, yy = stacked(tb, pos if weighted else None)
+            if (np.diff(seg) == 0).any():  # no positive-weight unit: as the unbatched fit
+                logit_irls(Xp[:0], np.zeros(0))
+            mu = fit(r_, seg, yy)
+            po_max = np.maximum.reduceat(mu, seg[:-1])
+            ok = po_max < OVERLAP_LEVEL
+            set_reason(tb[~ok], "overlap violation (propensity score >= 0.999)")
+            tb = tb[ok]
+            if weighted and len(tb):
+                ok = ~singular(G_w, s_sample[tb])
+                set_reason(tb[~ok], "singular design for the propensity score")
+                tb = tb[ok]
+            if len(tb):
+                if weighted:
+                    r_, seg, yy = stacked(tb)
+                    wmean = (s_sample[tb] @ wsum) / (s_sample[tb] @ coh_n)
+                    fw = wp[r_] / np.repeat(wmean, np.diff(seg))
+                    mu = fit(r_, seg, yy, fw)
+                else:
+                    keep_seg = np.repeat(ok, np.diff(seg))
+                    mu = mu[keep_seg]
+                    seg = np.r_[0, np.cumsum(np.diff(seg)[ok])]
+                ps_seg = {si: (seg[j], seg[j + 1]) for j, si in enumerate(tb.tolist())}
+        if method in ("reg", "dr") and len(tb):
+            tb = fail(tb, singular(G_w, s_ctrl[tb]), "singular covariate matrix for control units")
+        for si in tb:
+            cells = np.sort(idx[cell_sort[cell_bounds[si] : cell_bounds[si + 1]]])
+            g = s_g[si]
+            rows = np.flatnonzero(s_sample[si][ucp])  # cohort blocks, ascending
+            Xs = Xp[rows]
+            D = (ucp[rows] == g).astype(float)
+            ws = wp[rows]
+            ps = None if ps_seg is None else mu[ps_seg[si][0] : ps_seg[si][1]]
+            dYt = YTp[tcol[cells]][:, rows]
+            dYt -= YTp[bcol[cells]][:, rows]
+            a, ft, why = att_cov_group(dYt, Xs, D, ws, method, ps, n)
+            if why is not None:
+                reason[cells] = why
                 continue
-            if weighted:
-                pos = ws > 0
-                Xo, Do = Xs[pos], D[pos]
-            else:
-                Xo, Do = Xs, D
-            bo, po, _ = logit_irls(Xo, Do)
-            if po.max() >= OVERLAP_LEVEL:
-                reason[cells] = "overlap violation (propensity score >= 0.999)"
-                continue
-            if weighted:
-                if singular(G_w, sample):
-                    reason[cells] = "singular design for the propensity score"
-                    continue
-                _, ps, _ = logit_irls(Xs, D, ws / ws.mean())
-            else:
-                ps = po
-        if method in ("reg", "dr") and singular(G_w, ctrl_set):
-            reason[cells] = "singular covariate matrix for control units"
-            continue
-        dYt = YTp[tcol[cells]][:, rows]
-        dYt -= YTp[bcol[cells]][:, rows]
-        a, ft, why = att_cov_group(dYt, Xs, D, ws, method, ps, n)
-        if why is not None:
-            reason[cells] = why
-            continue
-        att[cells] = a
-        off = 0
-        for c in blocks:
-            s, e = bounds[c], bounds[c + 1]
+            att[cells] = a
             for jj, cell in enumerate(cells):
-                inf[s:e, cell] = ft[jj, off : off + e - s]
-            off += e - s
+                inf[rows, cell] = ft[jj]
     return inf, perm

@@ -27,7 +27,16 @@ import scipy.sparse as sp
 
 from ifm_eval.estimators.imputation import FirstStage, first_stage
 from ifm_eval.estimators.results import EstimateResult, normal_inference
-from ifm_eval.estimators.twfe import CL, REL, UNIT, D, W, default_window, prepare_panel
+from ifm_eval.estimators.twfe import (
+    CL,
+    MIN_UNTREATED_PER_PERIOD,
+    REL,
+    UNIT,
+    D,
+    W,
+    default_window,
+    prepare_panel,
+)
 
 
 def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int):
@@ -96,8 +105,14 @@ def gardner(
     cluster: str | None = None,
     alpha: float = 0.05,
     covariate_trends: bool = True,
+    min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
 ) -> EstimateResult:
-    """Two-stage DiD (see module docstring): ``overall`` and ``event_time`` rows."""
+    """Two-stage DiD (see module docstring): ``overall`` and ``event_time`` rows.
+
+    Treated observations in periods without enough untreated units to identify the period
+    effects (``min_untreated_per_period``, see :func:`.imputation.first_stage`) are left
+    out of the second stage and reported (``info["dropped_cells"]``).
+    """
     panel = prepare_panel(
         data,
         outcome,
@@ -110,7 +125,7 @@ def gardner(
         anticipation,
         covariate_trends,
     )
-    fs = first_stage(panel)
+    fs = first_stage(panel, min_untreated_per_period)
     df = fs.df
     ok = fs.imputable
     # static second stage
@@ -173,6 +188,12 @@ def gardner(
         n_s,
         ncl_s,
         warns,
-        info={"window": list(window), "reference": ref, "n_obs_event_study": n_e},
+        info={
+            "window": list(window),
+            "reference": ref,
+            "n_obs_event_study": n_e,
+            "min_untreated_per_period": int(min_untreated_per_period),
+            "dropped_cells": fs.dropped_cells,
+        },
         vcov=vcov,
     )

@@ -16,7 +16,13 @@
 
 Treated observations whose unit or period has no untreated observation (or whose unit and
 period are in different connected components of the untreated unit-period graph) cannot be
-imputed: they get weight zero and are reported (count, cohorts) in the warnings.
+imputed: they get weight zero and are reported (count, cohorts) in the warnings. So are
+treated observations in periods with fewer than ``min_untreated_per_period`` untreated
+units or whose period-specific parameters (period effect, covariate x period slopes) are
+not identified from the untreated units of that period (see
+:func:`.twfe.period_support`); every such (cohort, period) cell is listed in
+``info["dropped_cells"]``. Without a never-treated group this trims the last periods (after
+the last cohorts start), i.e. the longest horizons of the earliest cohorts.
 
 No dense dummy matrix is built: the normal equations are solved by eliminating the unit
 block (diagonal) and a pseudo-inverse of the Schur complement of periods + covariates.
@@ -35,6 +41,7 @@ from ifm_eval.estimators.results import EstimateResult, normal_inference
 from ifm_eval.estimators.twfe import (
     CL,
     COHORT,
+    MIN_UNTREATED_PER_PERIOD,
     REL,
     TIME,
     UNIT,
@@ -43,7 +50,9 @@ from ifm_eval.estimators.twfe import (
     W,
     Y,
     fit_feols,
+    period_support,
     prepare_panel,
+    unsupported_cells,
 )
 
 
@@ -109,6 +118,8 @@ class FirstStage:
     n_t: int
     solver: FESolver  # on Omega_0 with kept covariates
     warnings: list[str] = field(default_factory=list)
+    dropped_cells: list[dict] = field(default_factory=list)
+    period_table: pd.DataFrame | None = None
 
     def z_rows(self, mask: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """Sparse unit block and (periods + covariates) block of ``Z`` for rows in mask."""
@@ -122,12 +133,15 @@ class FirstStage:
         return Zu, Zt
 
 
-def first_stage(panel: Panel) -> FirstStage:
+def first_stage(
+    panel: Panel, min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD
+) -> FirstStage:
     df = panel.df
     warns = panel.warnings
     untreated = df[D].to_numpy() == 0
     if untreated.sum() == 0:
         raise ValueError("no untreated observations to fit the untreated-outcome model")
+    supported, ptab = period_support(panel, untreated, min_untreated_per_period)
     d0 = df.loc[untreated]
     fit = fit_feols(panel, d0, panel.covariates)
     coef = fit.coef() if panel.covariates else pd.Series(dtype=float)
@@ -166,6 +180,25 @@ def first_stage(panel: Panel) -> FirstStage:
     )
     n_comp, lab = connected_components(graph, directed=False)
     imputable = has_u[ucode] & has_t[tcode] & (lab[ucode] == lab[n_u + tcode])
+    thin = (~untreated) & imputable & ~supported
+    thin_cells = unsupported_cells(df, thin)
+    dropped_cells = thin_cells + unsupported_cells(
+        df, (~untreated) & ~imputable, reason="no_untreated_observation"
+    )
+    imputable &= untreated | supported
+    if thin.any():
+        bad_t = ptab.loc[~ptab["supported"] & (ptab["n_untreated"] > 0)]
+        warns.append(
+            f"{int(thin.sum())} treated observation(s) in {len(thin_cells)} (cohort, period) "
+            f"cell(s) not imputed: their period has fewer than {min_untreated_per_period} "
+            "untreated units or its period effects / covariate x period slopes are not "
+            "identified from them (periods "
+            + ", ".join(
+                f"{int(t)} ({int(n)})"
+                for t, n in zip(bad_t["time"], bad_t["n_untreated"], strict=True)
+            )
+            + " [untreated units]); cells in info['dropped_cells']"
+        )
     if n_comp > 1 + int((~has_u).sum() + (~has_t).sum()):
         warns.append(
             "the untreated observations form several disconnected unit-period "
@@ -203,6 +236,8 @@ def first_stage(panel: Panel) -> FirstStage:
         n_t,
         solver,
         warns,
+        dropped_cells,
+        ptab,
     )
 
 
@@ -312,6 +347,7 @@ def imputation(
     alpha: float = 0.05,
     covariate_trends: bool = True,
     pretrends: bool = True,
+    min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
 ) -> EstimateResult:
     """BJS imputation estimator (see module docstring).
 
@@ -327,6 +363,11 @@ def imputation(
     ``[window min, -1 - anticipation]`` with unit and time effects (and covariates),
     clustered; the omitted category is untreated observations further from treatment.
     They are not imputation estimates and are not in ``.vcov``.
+
+    ``min_untreated_per_period``: treated observations are imputed only in periods with at
+    least this many untreated units whose period-specific parameters are identified (see
+    the module docstring); the dropped (cohort, period) cells are in
+    ``info["dropped_cells"]`` and summarised in the warnings.
     """
     panel = prepare_panel(
         data,
@@ -340,7 +381,7 @@ def imputation(
         anticipation,
         covariate_trends,
     )
-    fs = first_stage(panel)
+    fs = first_stage(panel, min_untreated_per_period)
     window = tuple(int(v) for v in event_window) if event_window is not None else None
     targets = _targets(fs, window, anticipation)
     w = fs.df[W].to_numpy(float)
@@ -401,6 +442,11 @@ def imputation(
                 panel.covariate_names[panel.covariates.index(c)] for c in fs.covariates
             ],
             "beta": fs.beta.tolist(),
+            "min_untreated_per_period": int(min_untreated_per_period),
+            "dropped_cells": fs.dropped_cells,
+            "n_dropped_thin_periods": int(
+                sum(c["n_obs"] for c in fs.dropped_cells if c["reason"] == "thin_period")
+            ),
         },
         vcov=vcov,
     )

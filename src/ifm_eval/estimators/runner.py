@@ -32,6 +32,37 @@ log = logging.getLogger(__name__)
 UNIT, TIME = "ags", "t"
 ALPHA = 0.05
 
+#: Weight columns the runner derives from the panel when the spec names them.
+#: ``refugees_2017``: the municipality's refugee stock on 2017-09-15 (time-invariant; the
+#: panel's ``refugees_per_1000_2017 * population / 1000``). A time-invariant weight is
+#: needed because Callaway-Sant'Anna takes each unit's weight from its first period; with
+#: it every estimator targets the same refugee-weighted ATT (municipalities weighted by
+#: their 2017 refugee stock).
+DERIVED_WEIGHTS = {
+    "refugees_2017": lambda d: (d["refugees_per_1000_2017"] * d["population"] / 1000.0).round(),
+}
+
+
+def _never_treated_check(data: pd.DataFrame, spec: dict[str, Any], gcol: str) -> None:
+    """``control_group: never_treated`` needs never-treated units with an observed
+    outcome; say why not instead of failing inside the estimator (or, for Sun-Abraham,
+    silently falling back to the last-treated cohort)."""
+    if spec["control_group"] != "never_treated":
+        return
+    never = data[gcol] == 0
+    n_never = int(data.loc[never, UNIT].nunique()) if UNIT in data else int(never.sum())
+    with_y = data.loc[never & data[spec["outcome"]].notna()]
+    n_obs = int(with_y[UNIT].nunique()) if UNIT in with_y else len(with_y)
+    if n_obs == 0:
+        raise ValueError(
+            f"control_group never_treated: the panel has {n_never} never-treated "
+            f"municipalit{'y' if n_never == 1 else 'ies'} but none with an observed "
+            f"{spec['outcome']} (on the stand-in data the never-treated have no refugees, "
+            "so the rate is undefined); a never-treated comparison is not estimable on "
+            "these data -- use not_yet_treated (Callaway-Sant'Anna) or last_treated "
+            "(Sun-Abraham)"
+        )
+
 
 def prepare_data(
     panel: pd.DataFrame, spec: dict[str, Any], unit: str = UNIT, time: str = TIME
@@ -54,6 +85,12 @@ def prepare_data(
     need = [unit, time, gcol, spec["outcome"], *spec["covariates"], spec["cluster"]]
     if spec["weights"]:
         need.append(spec["weights"])
+    wname = spec["weights"]
+    if wname in DERIVED_WEIGHTS and wname not in data.columns:
+        try:
+            data = data.assign(**{wname: DERIVED_WEIGHTS[wname](data)})
+        except KeyError as exc:
+            raise KeyError(f"panel lacks column {exc} needed to derive weight {wname!r}") from exc
     missing = [c for c in dict.fromkeys(need) if c not in data.columns]
     if missing:
         raise KeyError(f"panel lacks column(s) {missing} needed by the spec")
@@ -167,7 +204,13 @@ def estimate(
         from ifm_eval.estimators.sun_abraham import sun_abraham
 
         cg = {"not_yet_treated": "last_treated"}.get(spec["control_group"], spec["control_group"])
-        return sun_abraham(**common, event_window=window, control_group=cg)
+        # an explicit never_treated spec must not silently become a last-treated one
+        return sun_abraham(
+            **common,
+            event_window=window,
+            control_group=cg,
+            fallback_last_treated=cg != "never_treated",
+        )
     if est == "imputation":
         from ifm_eval.estimators.imputation import imputation
 
@@ -247,6 +290,7 @@ def run_model(
     data, gcol, warns = prepare_data(panel, spec)
     status, error = "ok", None
     try:
+        _never_treated_check(data, spec, gcol)
         res = estimate(data, spec, gcol)
     except ValueError as exc:
         # the data cannot support this spec (e.g. no never-treated unit with data, no

@@ -24,17 +24,34 @@ import numpy as np
 import pandas as pd
 
 from ifm_eval.estimators.results import EstimateResult, normal_inference
-from ifm_eval.estimators.twfe import CL, COHORT, REL, TIME, UNIT, W, Y, fit_feols, prepare_panel
+from ifm_eval.estimators.twfe import (
+    CL,
+    COHORT,
+    MIN_UNTREATED_PER_PERIOD,
+    REL,
+    TIME,
+    UNIT,
+    W,
+    Y,
+    fit_feols,
+    prepare_panel,
+    unsupported_cells,
+)
 
 #: Refuse to build an interaction matrix larger than this many cells (float64).
 MAX_DENSE_CELLS = 250_000_000
 
 
 def _control_cohort(
-    df: pd.DataFrame, cohorts: list[int], anticipation: int, min_coverage: float
+    df: pd.DataFrame,
+    cohorts: list[int],
+    anticipation: int,
+    min_coverage: float,
+    min_units: int = 1,
 ) -> tuple[int, list[int]]:
-    """Latest cohort whose (and later cohorts') units cover ``min_coverage`` of the
-    unit-periods before its start; returns it and the later cohorts passed over."""
+    """Latest cohort ``g`` such that the units of cohorts ``>= g`` (the control group)
+    number at least ``min_units`` and cover ``min_coverage`` of the unit-periods before
+    ``g``; returns it and the later cohorts passed over (they join the control group)."""
     periods = np.sort(df[TIME].unique())
     for i in range(len(cohorts) - 1, 0, -1):
         g = cohorts[i]
@@ -42,7 +59,7 @@ def _control_cohort(
         units = df.loc[df[COHORT] >= g, UNIT].nunique()
         n_pre = int((periods < cut).sum())
         obs = int(((df[COHORT] >= g) & (df[TIME] < cut)).sum())
-        if units and n_pre and obs / (units * n_pre) >= min_coverage:
+        if units >= max(min_units, 1) and n_pre and obs / (units * n_pre) >= min_coverage:
             return g, cohorts[i + 1 :]
     return cohorts[-1], []
 
@@ -108,6 +125,7 @@ def sun_abraham(
     covariate_trends: bool = True,
     fallback_last_treated: bool = True,
     min_control_coverage: float = 0.5,
+    min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
 ) -> EstimateResult:
     """Interaction-weighted event study (see module docstring).
 
@@ -122,6 +140,12 @@ def sun_abraham(
     (interaction-weighted, plus the reference row with estimate 0), one ``overall`` row
     (post-period cells weighted by their numbers of treated observations) and the
     event-time covariance matrix in ``.vcov``.
+
+    ``min_untreated_per_period``: the last-treated control group must have at least this
+    many units, and periods in which fewer control units are observed are dropped (the
+    dropped (cohort, period) cells are listed in ``info["dropped_cells"]`` and counted in
+    the warnings): their time effects would rest on a handful of municipalities (see
+    :func:`.twfe.period_support`).
     """
     if control_group not in ("auto", "never_treated", "last_treated", "not_yet_treated"):
         raise ValueError(f"unknown control_group {control_group!r} for sun_abraham")
@@ -159,7 +183,9 @@ def sun_abraham(
     if use_last:
         if len(cohorts) < 2:
             raise ValueError("sun_abraham: the last-treated control needs >= 2 cohorts")
-        g_last, skipped = _control_cohort(df, cohorts, anticipation, min_control_coverage)
+        g_last, skipped = _control_cohort(
+            df, cohorts, anticipation, min_control_coverage, min_untreated_per_period
+        )
         cutoff = g_last - anticipation
         n_before = len(df)
         df = df[df[TIME] < cutoff].copy()
@@ -168,7 +194,8 @@ def sun_abraham(
         info.update(control="last_treated", control_cohort=g_last)
         if skipped:
             warns.append(
-                f"later cohort(s) {skipped} have pre-treatment data in fewer than "
+                f"later cohort(s) {skipped} have (with all later cohorts) fewer than "
+                f"{min_untreated_per_period} units or pre-treatment data in fewer than "
                 f"{min_control_coverage:.0%} of the unit-periods before their start: cohort "
                 f"{g_last} is the control cohort (later cohorts are controls too)"
             )
@@ -178,6 +205,22 @@ def sun_abraham(
         )
     else:
         info.update(control="never_treated")
+    # periods with too few control units: their time effects are not credibly identified
+    n_ctrl = df.loc[df[COHORT] == 0].groupby(TIME)[UNIT].nunique()
+    n_ctrl = n_ctrl.reindex(np.sort(df[TIME].unique()), fill_value=0)
+    thin_t = n_ctrl.index[n_ctrl < max(int(min_untreated_per_period), 1)]
+    info["dropped_cells"] = []
+    if len(thin_t):
+        thin = df[TIME].isin(thin_t).to_numpy()
+        info["dropped_cells"] = unsupported_cells(df, thin & (df[COHORT] > 0).to_numpy())
+        warns.append(
+            f"dropped {int(thin.sum())} observation(s) in {len(thin_t)} period(s) with fewer "
+            f"than {min_untreated_per_period} control units (periods "
+            + ", ".join(f"{int(t)} ({int(n_ctrl[t])})" for t in thin_t)
+            + f"); {len(info['dropped_cells'])} treated (cohort, period) cell(s) in "
+            "info['dropped_cells']"
+        )
+        df = df[~thin]
     rel = df[REL]
     if event_window is not None:
         lo, hi = (int(v) for v in event_window)

@@ -21,6 +21,7 @@ from ifm_eval.outputs import style
 from ifm_eval.outputs.disclosure import min_cell, suppress_rates
 from ifm_eval.outputs.style import label
 from ifm_eval.outputs.targets import figures_dir, outcome_key, outcomes
+from ifm_eval.outputs.truth import load_truth
 
 log = logging.getLogger(__name__)
 
@@ -88,54 +89,27 @@ def _estimator_rank(name: str) -> tuple[int, str]:
     return (ESTIMATOR_ORDER.index(name) if name in ESTIMATOR_ORDER else len(ESTIMATOR_ORDER), name)
 
 
-def truth_paths(truth: dict[str, Any] | None) -> dict[str, pd.Series]:
-    """Planted effect paths per outcome key: event time -> effect in percentage points.
+def overall_rows(est: pd.DataFrame) -> pd.DataFrame:
+    """One overall row per model: its headline aggregate (:func:`truth.headline_term`:
+    ``dynamic`` where reported, else ``att``), with column ``aggregation`` = that term."""
+    from ifm_eval.outputs.truth import headline_term
 
-    Accepts the shapes ``{outcome: {event_time: value}}``, ``{outcome: [{event_time, att}]}``
-    or ``{outcome: {"event_time": [...], "att": [...]}}`` under one of the keys
-    ``att_event_time``, ``event_time_att``, ``true_att_event_time``, ``effects``, ``att``.
-    """
-    if not truth:
+    ov = est[est["kind"] == "overall"]
+    keep = []
+    for _, rows in ov.groupby("model", sort=True):
+        term = headline_term(rows)
+        keep.append(rows[rows["term"].astype(str) == str(term)].head(1))
+    if not keep:
+        return ov.assign(aggregation=pd.Series(dtype=str))
+    out = pd.concat(keep)
+    return out.assign(aggregation=out["term"].astype(str))
+
+
+def truth_paths(truth: Any) -> dict[str, pd.Series]:
+    """True event-time paths per outcome key from a :class:`~ifm_eval.outputs.truth.PlantedTruth`."""
+    if truth is None:
         return {}
-    out: dict[str, pd.Series] = {}
-    for key in ("att_event_time", "event_time_att", "true_att_event_time", "att_by_event_time", "effects", "att"):
-        block = truth.get(key)
-        if not isinstance(block, dict):
-            continue
-        for outcome, val in block.items():
-            s = _path_from(val)
-            if s is not None and len(s):
-                out[outcome_key(outcome)] = s
-        if out:
-            return out
-    return out
-
-
-def _path_from(val: Any) -> pd.Series | None:
-    if isinstance(val, dict):
-        for sub in ("att_event_time", "event_time_att", "path", "att_pp", "att"):
-            if sub in val:
-                return _path_from(val[sub])
-        if "event_time" in val and ("att" in val or "effect" in val or "value" in val):
-            y = val.get("att", val.get("effect", val.get("value")))
-            return pd.Series(np.asarray(y, float), index=np.asarray(val["event_time"], int)).sort_index()
-        try:
-            return pd.Series({int(k): float(v) for k, v in val.items()}).sort_index()
-        except (TypeError, ValueError):
-            return None
-    if isinstance(val, list) and val and isinstance(val[0], dict):
-        df = pd.DataFrame(val)
-        ycol = next((c for c in ("att", "effect", "value", "estimate", "att_pp") if c in df), None)
-        if "event_time" in df and ycol:
-            return df.set_index("event_time")[ycol].astype(float).sort_index()
-    return None
-
-
-def load_truth(cfg: dict[str, Any]) -> dict[str, Any] | None:
-    if not style.is_synthetic(cfg):
-        return None
-    p = P.truth_path(cfg)
-    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+    return {o: truth.path(o) for o in truth.outcomes()}
 
 
 def t_to_period(t: Any) -> pd.Period:
@@ -145,49 +119,136 @@ def t_to_period(t: Any) -> pd.Period:
 # ------------------------------------------------------------------ figures
 
 
+def robust_limits(estimates: list[np.ndarray], intervals: list[np.ndarray], keep: list[np.ndarray],
+                  q: tuple[float, float] = (0.03, 0.97), room: float = 0.3, pad: float = 0.06) -> tuple[float, float]:
+    """Shared y-limits robust to outliers: the ``q`` quantile range of the point estimates,
+    widened by ``room`` x its span for the intervals (never beyond the interval ends), and
+    always including everything in ``keep`` (zero, the truth)."""
+    def flat(xs):
+        v = np.concatenate([np.asarray(x, float).ravel() for x in xs] or [np.zeros(0)])
+        return v[np.isfinite(v)]
+
+    est, iv, k = flat(estimates), flat(intervals), flat(keep)
+    lo = float(np.quantile(est, q[0], method="inverted_cdf")) if len(est) else 0.0
+    hi = float(np.quantile(est, q[1], method="inverted_cdf")) if len(est) else 0.0
+    span = max(hi - lo, 1e-9)
+    if len(iv):
+        lo = max(min(lo, float(iv.min())), lo - room * span)
+        hi = min(max(hi, float(iv.max())), hi + room * span)
+    if len(k):
+        lo, hi = min(lo, float(k.min())), max(hi, float(k.max()))
+    if hi - lo < 1e-9:
+        lo, hi = lo - 1, hi + 1
+    span = hi - lo
+    return lo - pad * span, hi + pad * span
+
+
 def event_study_figure(est: pd.DataFrame, models: pd.DataFrame, outcome: str, lang: str, truth: pd.Series | None = None):
+    """Small multiples: one panel per estimator (main specification), the planted truth
+    (dashed) in each, shared y-limits clipped to the 3–97 % quantile range of all estimates
+    and interval ends (values beyond are drawn as arrows at the edge and counted in a note).
+
+    Returns ``(fig, n_text, note_extra)``."""
+    import matplotlib.patheffects as pe
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     style.apply_style()
-    fig, ax = plt.subplots(figsize=(7.5, 5.0))
     main = models[models["is_main"] & (models["outcome_key"] == outcome)]
     main = main.sort_values("estimator", key=lambda s: s.map(_estimator_rank))
-    k = len(main)
-    width = 0.6
-    handles = []
-    ns = []
-    for i, row in enumerate(main.itertuples()):
-        d = est[(est["model"] == row.model) & (est["kind"] == "event_time")].sort_values("event_time")
-        if d.empty:
-            continue
-        st = style.series_style(i)
-        off = (i - (k - 1) / 2) * (width / max(k, 1))
-        x = d["event_time"].astype(float).to_numpy() + off
-        ax.vlines(x, d["cband_low"], d["cband_high"], color=st["color"], linewidth=0.7, alpha=0.9)
-        ax.vlines(x, d["ci_low"], d["ci_high"], color=st["color"], linewidth=2.2)
-        ax.plot(x, d["estimate"], color=st["color"], marker=st["marker"], markersize=3.2, linestyle=st["linestyle"], linewidth=0.9)
-        handles.append(Line2D([], [], color=st["color"], marker=st["marker"], linestyle=st["linestyle"], label=label(row.estimator, lang)))
-        if d["n_units"].notna().any():
-            ns.append(int(d["n_units"].dropna().max()))
+    panels = []
+    for row in main.itertuples():
+        d = est[(est["model"] == row.model) & (est["kind"] == "event_time")].dropna(subset=["event_time", "estimate"])
+        if not d.empty:
+            panels.append((row, d.sort_values("event_time")))
+    ncol = 2 if len(panels) > 1 else 1
+    nrow = max(1, int(np.ceil(len(panels) / ncol)))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(7.5, 1.1 + 2.05 * nrow), sharex=True, sharey=True, squeeze=False)
+    title = "Ereignisstudie" if lang == "de" else "Event study"
+    fig.suptitle(f"{title}: {label(outcome, lang)}", x=0.01, ha="left", fontweight="bold", fontsize=11)
+    if not panels:
+        axes[0][0].text(0.5, 0.5, "keine Ereigniszeit-Schätzungen" if lang == "de" else "no event-time estimates",
+                        ha="center", transform=axes[0][0].transAxes)
+        return fig, None, None
+    xs = [p[1]["event_time"].astype(float).to_numpy() for p in panels]
+    xmin, xmax = min(x.min() for x in xs), max(x.max() for x in xs)
+    tr = None
     if truth is not None and len(truth):
-        import matplotlib.patheffects as pe
-
-        halo = [pe.Stroke(linewidth=3.6, foreground="white"), pe.Normal()]
-        ax.plot(truth.index.to_numpy(float), truth.to_numpy(float), color="black", linewidth=1.8, linestyle=(0, (4, 1.5)),
-                zorder=10, path_effects=halo)
-        handles.append(Line2D([], [], color="black", linewidth=1.8, linestyle=(0, (4, 1.5)), label=label("truth", lang)))
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.axvline(-0.5, color="black", linewidth=0.8, linestyle="--")
-    handles += [Line2D([], [], color="#555555", linewidth=2.2, label=label("ci95", lang)),
-                Line2D([], [], color="#555555", linewidth=0.7, label=label("cband", lang))]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
-    ax.set_xlabel(label("event_time", lang))
-    ax.set_ylabel(label("effect_pp", lang))
-    ttl = "Ereignisstudie" if lang == "de" else "Event study"
-    ax.set_title(f"{ttl}: {label(outcome, lang)}", loc="left")
-    fig.tight_layout()
-    return fig, (max(ns) if ns else None)
+        tr = truth[(truth.index >= xmin) & (truth.index <= xmax)]
+    keep = [np.zeros(1)] + ([tr.to_numpy(float)] if tr is not None and len(tr) else [])
+    lo, hi = robust_limits([d["estimate"].to_numpy(float) for _, d in panels],
+                           [np.r_[d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float)] for _, d in panels], keep)
+    clipped = 0
+    halo = [pe.Stroke(linewidth=3.2, foreground="white"), pe.Normal()]
+    has_band = False
+    ns = []
+    for i, (row, d) in enumerate(panels):
+        ax = axes[i // ncol][i % ncol]
+        x = d["event_time"].astype(float).to_numpy()
+        y = d["estimate"].astype(float).to_numpy()
+        cl = d["ci_low"].astype(float).to_numpy()
+        ch = d["ci_high"].astype(float).to_numpy()
+        if "cband_low" in d and d["cband_low"].notna().any():
+            has_band = True
+            bl = d["cband_low"].astype(float).clip(lo, hi)
+            bh = d["cband_high"].astype(float).clip(lo, hi)
+            ax.fill_between(x, bl, bh, color="#d0d0d0", linewidth=0, step="mid", zorder=1)
+        ax.vlines(x, np.clip(cl, lo, hi), np.clip(ch, lo, hi), color="#000000", linewidth=0.9, zorder=3)
+        inside = (y >= lo) & (y <= hi)
+        ax.plot(x[inside], y[inside], linestyle="none", marker="o", markersize=2.8, color="black", zorder=4)
+        above, below = y > hi, y < lo
+        clipped += int(above.sum() + below.sum() + ((ch > hi) & ~above).sum() + ((cl < lo) & ~below).sum())
+        if above.any():
+            ax.plot(x[above], np.full(above.sum(), hi), linestyle="none", marker="^", markersize=4.5, color="black", zorder=5, clip_on=False)
+        if below.any():
+            ax.plot(x[below], np.full(below.sum(), lo), linestyle="none", marker="v", markersize=4.5, color="black", zorder=5, clip_on=False)
+        if tr is not None and len(tr):
+            ax.plot(tr.index.to_numpy(float), tr.to_numpy(float), color="black", linewidth=1.4, linestyle=(0, (4, 1.8)),
+                    zorder=6, path_effects=halo)
+        ax.axhline(0, color="#555555", linewidth=0.7, zorder=2)
+        ax.axvline(-0.5, color="#555555", linewidth=0.7, linestyle=":", zorder=2)
+        n = int(d["n_units"].dropna().max()) if d["n_units"].notna().any() else None
+        if n is not None:
+            ns.append(n)
+        ax.set_title(label(row.estimator, lang) + (f" (N = {style.format_int(n, lang)})" if n is not None else ""), loc="left", fontsize=9)
+        ax.set_ylim(lo, hi)
+        ax.grid(axis="x", visible=False)
+    spare = [axes[j // ncol][j % ncol] for j in range(len(panels), nrow * ncol)]
+    for ax in spare:
+        ax.set_axis_off()
+    for r in range(nrow):
+        axes[r][0].set_ylabel(label("effect_pp", lang) if r == nrow // 2 else "")
+    for c in range(ncol):
+        last = max(r for r in range(nrow) if r * ncol + c < len(panels)) if any(r * ncol + c < len(panels) for r in range(nrow)) else 0
+        axes[last][c].set_xlabel(label("event_time", lang))
+        axes[last][c].xaxis.set_tick_params(labelbottom=True)
+    handles = [Line2D([], [], linestyle="none", marker="o", markersize=3.5, color="black", label="Schätzung" if lang == "de" else "Estimate"),
+               Line2D([], [], color="black", linewidth=0.9, label=label("ci95", lang))]
+    if has_band:
+        handles.append(Patch(facecolor="#d0d0d0", edgecolor="none", label=label("cband", lang)))
+    if tr is not None and len(tr):
+        handles.append(Line2D([], [], color="black", linewidth=1.4, linestyle=(0, (4, 1.8)), label=label("truth", lang)))
+    if spare:  # legend in the empty panel
+        spare[0].legend(handles=handles, loc="center", fontsize=7.5, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.97))
+    else:
+        fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.95), fontsize=7)
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
+    note = None
+    if clipped:
+        note = (f"y-Achse robust begrenzt (3.–97. Perzentil der Punktschätzer, erweitert für die Intervalle); {clipped} Werte liegen "
+                "außerhalb (Punkte als ▲/▼ am Rand, Intervalle abgeschnitten)." if lang == "de" else
+                f"y-axis limited robustly (3rd–97th percentile of the point estimates, widened for the intervals); {clipped} values "
+                "lie outside (points drawn as ▲/▼ at the edge, intervals cut).")
+    if ns:
+        unit = "Kommunen" if lang == "de" else "municipalities"
+        n_text = (f"{style.format_int(min(ns), lang)}–{style.format_int(max(ns), lang)} {unit} je Schätzer" if min(ns) != max(ns) and lang == "de"
+                  else f"{style.format_int(min(ns), lang)}–{style.format_int(max(ns), lang)} {unit} per estimator" if min(ns) != max(ns)
+                  else f"{style.format_int(ns[0], lang)} {unit}")
+    else:
+        n_text = None
+    return fig, n_text, note
 
 
 def spec_label(model: str, outcome: str) -> str:
@@ -201,7 +262,7 @@ def robustness_figure(est: pd.DataFrame, models: pd.DataFrame, outcome_keys: lis
     import matplotlib.pyplot as plt
 
     style.apply_style()
-    ov = est[est["kind"] == "overall"].merge(models[["model", "is_main"]], on="model")
+    ov = overall_rows(est).merge(models[["model", "is_main"]], on="model")
     ov["label"] = [spec_label(m, o) for m, o in zip(ov["model"], ov["outcome_key"], strict=False)]
     ov["rank"] = ov["estimator"].map(_estimator_rank)
     order = (ov.sort_values(["rank", "is_main", "label"], ascending=[True, False, True])["label"].drop_duplicates().tolist())
@@ -338,15 +399,22 @@ def build_figures(cfg: dict[str, Any], panel: pd.DataFrame | None = None, models
     models = model_table(est, meta)
     if panel is None:
         panel = pd.read_parquet(P.processed_path(cfg, "panel"))
-    truth = truth_paths(load_truth(cfg))
+    truth = truth_paths(load_truth(cfg))  # planted truth (stand-in data only)
     keys = outcomes(cfg, models_cfg) if models_cfg else sorted(set(models["outcome_key"])) or outcomes(cfg)
     src_est = ("Eigene Schätzungen auf Basis des Panels Kommune × Monat" if lang == "de"
                else "Own estimates on the municipality × month panel")
     written: list[Path] = []
     for o in keys:
-        fig, n = event_study_figure(est, models, o, lang, truth.get(o))
-        note = ("Punktweise 95%-KI (dicke Linien), simultane 95%-Bänder (dünne Linien); Hauptspezifikation je Schätzer."
-                if lang == "de" else "Pointwise 95% CIs (thick), uniform 95% bands (thin); main specification per estimator.")
+        fig, n, clip_note = event_study_figure(est, models, o, lang, truth.get(o))
+        note = ("Hauptspezifikation je Schätzer; Effekt auf die Quote in Prozentpunkten; senkrechte Linien: punktweise "
+                "95-%-Konfidenzintervalle; graue Fläche: simultanes 95-%-Band (nur Callaway & Sant'Anna)"
+                + ("; gestrichelt: eingepflanzter wahrer Effekt" if o in truth else "") + "."
+                if lang == "de" else
+                "Main specification per estimator; effect on the rate in percentage points; vertical lines: pointwise 95% "
+                "confidence intervals; grey area: uniform 95% band (Callaway & Sant'Anna only)"
+                + ("; dashed: planted true effect" if o in truth else "") + ".")
+        if clip_note:
+            note += " " + clip_note
         written += style.finish_figure(fig, out_dir / f"event_study_{o}", synthetic=synthetic, source=src_est, n=n, note=note, lang=lang)
         tab = raw_trends_table(panel, o, threshold, lang)
         tab.to_csv(out_dir / f"raw_trends_{o}.csv", index=False, float_format="%.6g", lineterminator="\n")
@@ -359,7 +427,7 @@ def build_figures(cfg: dict[str, Any], panel: pd.DataFrame | None = None, models
         written += style.finish_figure(fig, out_dir / f"group_time_heatmap_{o}", synthetic=synthetic, source=src_est, n=n, lang=lang)
     fig = robustness_figure(est, models, keys, lang)
     written += style.finish_figure(fig, out_dir / "robustness", synthetic=synthetic, source=src_est, n=f"{models['model'].nunique()} Modelle" if lang == "de" else f"{models['model'].nunique()} models",
-                                   note=("Gesamteffekt (ATT) mit punktweisem 95%-KI." if lang == "de" else "Overall ATT with pointwise 95% CI."), lang=lang)
+                                   note=("Gesamteffekt (Prozentpunkte) mit punktweisem 95-%-Konfidenzintervall; Definition je Schätzer im Bericht." if lang == "de" else "Overall effect (percentage points) with pointwise 95% CI; definition per estimator in the report."), lang=lang)
     cf = cohort_frame(panel)
     fig = draw_start_map(cf, P.reference_path(cfg, "geo_gemeinden"), P.reference_path(cfg, "geo_kreise"), lang,
                          "Startkohorten im Panel" if lang == "de" else "Start cohorts in the panel")

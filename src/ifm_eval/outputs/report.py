@@ -39,9 +39,10 @@ import yaml
 
 from ifm_eval import paths as P
 from ifm_eval.outputs import style
-from ifm_eval.outputs.figures import load_estimates, load_truth, model_table, truth_paths
+from ifm_eval.outputs.figures import load_estimates, model_table
 from ifm_eval.outputs.style import SYNTHETIC_MARK, format_int, format_number, format_pct, label
 from ifm_eval.outputs.targets import figures_dir, report_paths, tables_dir
+from ifm_eval.outputs.truth import PlantedTruth, load_truth
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Context:
     est: pd.DataFrame
     meta: dict[str, dict]
     models: pd.DataFrame
-    truth: dict[str, pd.Series]
+    truth: PlantedTruth | None
     tables: dict[str, pd.DataFrame]
     figures: Path
     bench: pd.DataFrame
@@ -144,10 +145,10 @@ def load_context(cfg: dict[str, Any], logs_dir: str | Path = "logs") -> Context:
     est, meta = load_estimates(results)
     tdir = tables_dir(cfg)
     names = ["main_results", "all_specifications", "balance", "coverage", "item_nonresponse", "lineage",
-             "descriptives_comparison", "descriptives_shares"]
+             "descriptives_comparison", "descriptives_shares", "truth_comparison"]
     tables = {n: t for n in names if (t := _read_table(tdir / f"{n}.csv")) is not None}
     return Context(cfg=cfg, lang=style.language(cfg), synthetic=style.is_synthetic(cfg), results=results, est=est, meta=meta,
-                   models=model_table(est, meta), truth=truth_paths(load_truth(cfg)), tables=tables,
+                   models=model_table(est, meta), truth=load_truth(cfg), tables=tables,
                    figures=figures_dir(cfg), bench=read_bench(logs_dir))
 
 
@@ -171,12 +172,53 @@ def event_rows(ctx: Context, model: str) -> pd.DataFrame:
     return d.sort_values("event_time")
 
 
-def truth_mean(ctx: Context, outcome: str, event_times: pd.Series) -> float | None:
-    s = ctx.truth.get(outcome)
-    if s is None:
+@dataclass
+class _Match:
+    value: float
+    event_min: float
+    event_max: float
+    z: float
+
+
+def matched_truth(ctx: Context, r: pd.Series) -> _Match | None:
+    """Planted truth of the same aggregate as main-results row ``r``, read from the
+    ``truth_comparison`` table (stand-in data only), or None."""
+    tc = ctx.tables.get("truth_comparison")
+    if not ctx.synthetic or tc is None or tc.empty:
         return None
-    e = [int(x) for x in event_times if int(x) >= 0 and int(x) in s.index]
-    return float(s.loc[e].mean()) if e else None
+    hit = tc[tc["model"] == r["model"]]
+    if hit.empty:
+        return None
+    h = hit.iloc[0]
+    return _Match(float(h["truth"]), h["event_min"], h["event_max"], float(h["z"]))
+
+
+def aggregate_phrase(ctx: Context, r: pd.Series) -> str:
+    """What the overall number is, in words (no ambiguous "overall ATT")."""
+    agg = str(r.get("aggregation", "att"))
+    lo, hi = r.get("event_min", np.nan), r.get("event_max", np.nan)
+    if agg == "dynamic" and pd.notna(lo) and pd.notna(hi):
+        return ctx.t(f"im Mittel der Monate {ctx.int(lo)} bis {ctx.int(hi)} nach dem Start (jeder Monat gleich gewichtet)",
+                     f"averaged over months {ctx.int(lo)} to {ctx.int(hi)} after the start (each month weighted equally)")
+    if r.get("estimator") == "twfe_static":
+        return ctx.t("als statischer TWFE-Koeffizient", "as the static TWFE coefficient")
+    return ctx.t("im Mittel über alle behandelten Kommune-Monate", "averaged over all treated municipality-months")
+
+
+def cluster_phrase(ctx: Context, r: pd.Series) -> str:
+    spec = (ctx.meta.get(r["model"], {}) or {}).get("spec", {}) or {}
+    unit = {"kreis": ("Kreisen", "districts"), "verband_id": ("Verbänden", "associations")}.get(spec.get("cluster"), ("Clustern", "clusters"))
+    return ctx.t(f"{ctx.int(r['n_units'])} Kommunen in {ctx.int(r['n_clusters'])} {unit[0]}",
+                 f"{ctx.int(r['n_units'])} municipalities in {ctx.int(r['n_clusters'])} {unit[1]}")
+
+
+def baseline_rate(ctx: Context, outcome: str) -> float | None:
+    bal = ctx.tables.get("balance")
+    col = next((c for c in (bal.columns if bal is not None else []) if c.startswith(f"rate_{outcome}_")), None)
+    if bal is None or col is None or bal.empty:
+        return None
+    v = pd.to_numeric(bal[col], errors="coerce").iloc[-1]
+    return float(v) if v == v else None
 
 
 def _fmt_df(df: pd.DataFrame, ctx: Context, max_rows: int = 40) -> pd.DataFrame:
@@ -224,19 +266,26 @@ def sec_summary(ctx: Context) -> Section:
         if r is None:
             continue
         sig = (r["ci_low"] > 0) or (r["ci_high"] < 0)
+        base = baseline_rate(ctx, o)
         txt = ctx.t(
-            f"**{label(o, 'de')}:** durchschnittlicher Effekt nach Start des IM {ctx.num(r['estimate'], 2, signed=True)} Prozentpunkte "
-            f"(95%-KI {ctx.num(r['ci_low'])} bis {ctx.num(r['ci_high'])}; {label(r['estimator'], 'de')}, "
-            f"{ctx.int(r['n_units'])} Kommunen, {ctx.int(r['n_clusters'])} Cluster) – "
+            f"**{label(o, 'de')}:** Effekt auf die Quote {aggregate_phrase(ctx, r)}: {ctx.num(r['estimate'], 2, signed=True)} "
+            f"Prozentpunkte (95-%-Konfidenzintervall {ctx.num(r['ci_low'])} bis {ctx.num(r['ci_high'])}; {label(r['estimator'], 'de')}, "
+            f"N = {cluster_phrase(ctx, r)}"
+            + (f"; Quote 2016, vor dem Start: {ctx.pct(base, 1)}" if base is not None else "") + ") – "
             + ("statistisch von null verschieden." if sig else "statistisch nicht von null zu unterscheiden."),
-            f"**{label(o, 'en')}:** average effect after IM start {ctx.num(r['estimate'], 2, signed=True)} percentage points "
-            f"(95% CI {ctx.num(r['ci_low'])} to {ctx.num(r['ci_high'])}; {label(r['estimator'], 'en')}, "
-            f"{ctx.int(r['n_units'])} municipalities, {ctx.int(r['n_clusters'])} clusters) – "
+            f"**{label(o, 'en')}:** effect on the rate {aggregate_phrase(ctx, r)}: {ctx.num(r['estimate'], 2, signed=True)} percentage "
+            f"points (95% confidence interval {ctx.num(r['ci_low'])} to {ctx.num(r['ci_high'])}; {label(r['estimator'], 'en')}, "
+            f"N = {cluster_phrase(ctx, r)}"
+            + (f"; rate in 2016, before the start: {ctx.pct(base, 1)}" if base is not None else "") + ") – "
             + ("statistically different from zero." if sig else "not statistically distinguishable from zero."))
-        tm = truth_mean(ctx, o, event_rows(ctx, r["model"])["event_time"]) if ctx.synthetic else None
-        if tm is not None:
-            txt += ctx.t(f" Wahrer (eingepflanzter) mittlerer Effekt über die Ereigniszeiten: {ctx.num(tm, 2, signed=True)} PP.",
-                         f" True (planted) mean effect over the event times: {ctx.num(tm, 2, signed=True)} pp.")
+        m = matched_truth(ctx, r)
+        if m is not None:
+            z = m.z
+            txt += ctx.t(
+                f" Eingepflanzter wahrer Effekt derselben Größe: {ctx.num(m.value, 2, signed=True)} Prozentpunkte "
+                f"(Abweichung {ctx.num(z, 1, signed=True)} Standardfehler).",
+                f" Planted true effect of the same quantity: {ctx.num(m.value, 2, signed=True)} percentage points "
+                f"(deviation {ctx.num(z, 1, signed=True)} standard errors).")
         items.append(txt)
     if items:
         s.items(items)
@@ -248,11 +297,24 @@ def sec_summary(ctx: Context) -> Section:
             a, b = main_row(ctx, o, naive), main_row(ctx, o)
             if a is not None and b is not None and a["estimator"] == naive and b["estimator"] != naive:
                 diffs.append(float(a["estimate"] - b["estimate"]))
-        if diffs:
-            s.p(ctx.t(f"Die naive TWFE-Schätzung weicht im Mittel um {ctx.num(np.mean(diffs), 2, signed=True)} Prozentpunkte vom "
-                      f"Hauptschätzer ab – ein Hinweis auf die Verzerrung durch gestaffelte, heterogene Effekte.",
-                      f"The naive TWFE estimate differs from the main estimator by {ctx.num(np.mean(diffs), 2, signed=True)} percentage "
-                      f"points on average – a sign of the bias from staggered, heterogeneous effects."))
+        tc = ctx.tables.get("truth_comparison")
+        if ctx.synthetic and tc is not None and len(tc) and naive in set(tc["estimator"]):
+            bias_naive = float(tc.loc[tc["estimator"] == naive, "difference"].abs().mean())
+            main_est = main_row(ctx, outcome_keys(ctx)[0])["estimator"] if outcome_keys(ctx) else None
+            bias_main = float(tc.loc[tc["estimator"] == main_est, "difference"].abs().mean()) if main_est in set(tc["estimator"]) else np.nan
+            s.p(ctx.t(f"Gegenüber dem jeweils passenden wahren Effekt liegt die naive Schätzung – {label(naive, 'de')} – im Mittel der "
+                      f"Ergebnisgrößen um {ctx.num(bias_naive)} Prozentpunkte daneben, der Hauptschätzer um {ctx.num(bias_main)} "
+                      "Prozentpunkte (Tabelle „Schätzung und eingepflanzter wahrer Effekt“ im Ergebnisteil).",
+                      f"Against the matching true effect, the naive estimate – {label(naive, 'en')} – is off by {ctx.num(bias_naive)} "
+                      f"percentage points on average across outcomes, the main estimator by {ctx.num(bias_main)} percentage points "
+                      "(table \"Estimate and planted true effect\" in the results)."))
+        elif diffs:
+            d = float(np.mean(diffs))
+            s.p(ctx.t(f"Die naive TWFE-Schätzung ({label(naive, 'de')}) liegt im Mittel der Ergebnisgrößen um {ctx.num(abs(d))} "
+                      f"Prozentpunkte {'über' if d > 0 else 'unter'} dem Hauptschätzer – ein Hinweis auf Verzerrung durch gestaffelte, "
+                      "heterogene Effekte.",
+                      f"The naive TWFE estimate ({label(naive, 'en')}) lies {ctx.num(abs(d))} percentage points {'above' if d > 0 else 'below'} "
+                      "the main estimator on average across outcomes – a sign of bias from staggered, heterogeneous effects."))
     return s
 
 
@@ -316,8 +378,8 @@ def sec_implementation(ctx: Context) -> Section | None:
             return ctx.pct(c.loc[k, "replicated"]) if k in c.index else "–"
         s.p(ctx.t(
             f"In {v('landratsamt')} der Kommunen wird das IM über das Landratsamt organisiert. Mehr Beratungskapazität als vorher "
-            f"melden {v('share_more')} der Kommunen. Einen Integrationsplan für 80–100 % der Klienten erstellen {v('80to100')}, für unter "
-            f"20 % {v('lt20')}. Digital dokumentieren {v('digital')}.",
+            f"melden {v('share_more')} der Kommunen. Für 80–100\u00a0% ihrer Klientinnen und Klienten erstellen {v('80to100')} der "
+            f"Kommunen einen Integrationsplan, {v('lt20')} für weniger als 20\u00a0%. Digital dokumentieren {v('digital')} der Kommunen.",
             f"In {v('landratsamt')} of municipalities IM is organised by the district office. {v('share_more')} report more counselling "
             f"capacity than before. {v('80to100')} draw up an integration plan for 80–100% of clients, {v('lt20')} for under 20%. "
             f"{v('digital')} document digitally."))
@@ -351,6 +413,17 @@ def sec_strategy(ctx: Context) -> Section:
         "at association/district level. Two-way fixed effects (TWFE) is therefore only the naive benchmark; the main estimate uses "
         "the Callaway & Sant'Anna estimator with not-yet-treated municipalities as controls. Standard errors are clustered by district."))
     s.p(ctx.t(
+        "Alle Effekte sind Veränderungen der jeweiligen Quote (Anteil der Geflüchteten in der Anschlussunterbringung, in Prozent) und "
+        "werden in Prozentpunkten (PP) angegeben. Der berichtete Gesamteffekt ist beim Hauptschätzer (und bei TWFE dynamisch) der "
+        "ungewichtete Mittelwert der Ereigniszeit-Effekte ab dem Startmonat bis zum Ende des Ereignisfensters; bei Imputation, "
+        "Gardner und Sun & Abraham das Mittel über alle behandelten Kommune-Monate im Fenster, bei TWFE statisch der "
+        "Regressionskoeffizient. Die Zahlen der Schätzer sind daher nicht exakt dieselbe Größe.",
+        "All effects are changes of the respective rate (share of refugees in follow-up housing, in per cent) and are given in "
+        "percentage points (pp). The overall effect reported is, for the main estimator (and TWFE dynamic), the unweighted mean of the "
+        "event-time effects from the start month to the end of the event window; for imputation, Gardner and Sun & Abraham the mean "
+        "over all treated municipality-months in the window; for static TWFE the regression coefficient. The estimators' numbers are "
+        "therefore not exactly the same quantity."))
+    s.p(ctx.t(
         f"Geschätzt wurden {ctx.int(n_models)} Spezifikationen mit {ctx.int(len(ests))} Schätzern"
         + (f" ({', '.join(label(e, 'de') for e in ests)})" if ests else "")
         + (f"; höchstens {ctx.int(ncl.max())} Cluster" if len(ncl) else "")
@@ -375,10 +448,11 @@ def sec_results(ctx: Context) -> Section | None:
         pre, post = ev[ev["event_time"] < 0], ev[ev["event_time"] >= 0]
         cover = float(((pre["ci_low"] <= 0) & (pre["ci_high"] >= 0)).mean() * 100) if len(pre) else np.nan
         txt = ctx.t(
-            f"**{label(o, 'de')}.** {label(r['estimator'], 'de')} schätzt einen durchschnittlichen Effekt von "
-            f"{ctx.num(r['estimate'], 2, signed=True)} Prozentpunkten (Standardfehler {ctx.num(r['se'])}).",
-            f"**{label(o, 'en')}.** {label(r['estimator'], 'en')} estimates an average effect of "
-            f"{ctx.num(r['estimate'], 2, signed=True)} percentage points (standard error {ctx.num(r['se'])}).")
+            f"**{label(o, 'de')}.** {label(r['estimator'], 'de')} schätzt {aggregate_phrase(ctx, r)} einen Effekt von "
+            f"{ctx.num(r['estimate'], 2, signed=True)} Prozentpunkten (Standardfehler {ctx.num(r['se'])}; N = {cluster_phrase(ctx, r)}).",
+            f"**{label(o, 'en')}.** {label(r['estimator'], 'en')} estimates an effect of "
+            f"{ctx.num(r['estimate'], 2, signed=True)} percentage points {aggregate_phrase(ctx, r)} (standard error {ctx.num(r['se'])}; "
+            f"N = {cluster_phrase(ctx, r)}).")
         if len(pre):
             txt += ctx.t(
                 f" Vor dem Start liegen die Koeffizienten im Mittel bei {ctx.num(pre['estimate'].mean(), 2, signed=True)} PP "
@@ -391,13 +465,13 @@ def sec_results(ctx: Context) -> Section | None:
             txt += ctx.t(
                 f" {ctx.int(last['event_time'])} Monate nach dem Start beträgt der Effekt {ctx.num(last['estimate'], 2, signed=True)} PP.",
                 f" {ctx.int(last['event_time'])} months after the start the effect is {ctx.num(last['estimate'], 2, signed=True)} pp.")
-        tm = truth_mean(ctx, o, ev["event_time"]) if ctx.synthetic else None
-        if tm is not None and len(post):
+        m = matched_truth(ctx, r)
+        if m is not None:
             txt += ctx.t(
-                f" Zum Vergleich: Der eingepflanzte wahre Effekt beträgt im Mittel {ctx.num(tm, 2, signed=True)} PP, der geschätzte "
-                f"Ereignispfad im Mittel {ctx.num(post['estimate'].mean(), 2, signed=True)} PP.",
-                f" For comparison: the planted true effect averages {ctx.num(tm, 2, signed=True)} pp, the estimated event path "
-                f"{ctx.num(post['estimate'].mean(), 2, signed=True)} pp.")
+                f" Zum Vergleich: Der eingepflanzte wahre Effekt derselben Größe (Monate {ctx.int(m.event_min)} bis "
+                f"{ctx.int(m.event_max)}) beträgt {ctx.num(m.value, 2, signed=True)} PP.",
+                f" For comparison: the planted true effect of the same quantity (months {ctx.int(m.event_min)} to "
+                f"{ctx.int(m.event_max)}) is {ctx.num(m.value, 2, signed=True)} pp.")
         s.p(txt)
         s.figure(ctx.figures / f"event_study_{o}.png", ctx.t(f"Ereignisstudie: {label(o, 'de')}", f"Event study: {label(o, 'en')}"))
     if mr is not None and len(mr):
@@ -412,8 +486,27 @@ def sec_results(ctx: Context) -> Section | None:
         disp.index = list(wide.index)
         disp = disp.loc[order]
         disp.insert(0, ctx.t("Schätzer", "Estimator"), [label(e, ctx.lang) for e in order])
-        s.table(disp.reset_index(drop=True), ctx.t("Hauptergebnisse: ATT in Prozentpunkten (Standardfehler)",
-                                                   "Main results: ATT in percentage points (standard error)"))
+        s.table(disp.reset_index(drop=True), ctx.t("Hauptergebnisse: Gesamteffekt in Prozentpunkten (Standardfehler); Definition je Schätzer "
+                                                   "im Abschnitt Empirische Strategie",
+                                                   "Main results: overall effect in percentage points (standard error); definition per "
+                                                   "estimator in the section Empirical strategy"))
+    tc = ctx.tables.get("truth_comparison")
+    if ctx.synthetic and tc is not None and len(tc):
+        show = pd.DataFrame({
+            ctx.t("Schätzer", "Estimator"): tc["estimator"].map(lambda e: label(e, ctx.lang)),
+            ctx.t("Ergebnis", "Outcome"): tc["outcome"].map(lambda o: label(o, ctx.lang)),
+            ctx.t("Monate", "Months"): [f"{int(a)}–{int(b)}" if a == a and b == b else "–" for a, b in zip(tc["event_min"], tc["event_max"], strict=True)],
+            ctx.t("Schätzung (PP)", "Estimate (pp)"): tc["estimate"].map(lambda x: ctx.num(x, 2, signed=True)),
+            ctx.t("SF", "SE"): tc["se"].map(ctx.num),
+            ctx.t("Wahrer Wert (PP)", "Truth (pp)"): tc["truth"].map(lambda x: ctx.num(x, 2, signed=True)),
+            ctx.t("Differenz (PP)", "Difference (pp)"): tc["difference"].map(lambda x: ctx.num(x, 2, signed=True)),
+            ctx.t("Differenz in SF", "Difference in SE"): tc["z"].map(lambda x: ctx.num(x, 1, signed=True)),
+        })
+        s.p(ctx.t("Auf den Ersatzdaten ist der wahre Effekt bekannt. Die folgende Tabelle stellt jede Hauptschätzung dem eingepflanzten "
+                  "Effekt derselben Aggregation gegenüber (gleiche Ereigniszeiten bzw. Kohorte-Monat-Zellen und Gewichte).",
+                  "On the stand-in data the true effect is known. The following table compares each main estimate with the planted "
+                  "effect of the same aggregate (same event times or cohort-month cells and weights)."))
+        s.table(show, ctx.t("Schätzung und eingepflanzter wahrer Effekt (Ersatzdaten)", "Estimate and planted true effect (stand-in data)"))
     return s
 
 
@@ -605,6 +698,25 @@ def build_sections(ctx: Context) -> list[Section]:
     return out
 
 
+def title_info(ctx: Context) -> str | None:
+    """One line under the title: data basis, period, N, main estimator (from result files)."""
+    bal = ctx.tables.get("balance")
+    n = int(bal.iloc[-1]["n_municipalities"]) if bal is not None and len(bal) else None
+    pan = ctx.cfg.get("panel", {})
+    try:
+        a, b = pd.Period(pan.get("start"), "M"), pd.Period(pan.get("end"), "M")
+        period = f"{a.strftime('%m/%Y')}–{b.strftime('%m/%Y')}"
+    except (TypeError, ValueError):
+        period = None
+    parts = [ctx.t("Datengrundlage: ", "Data: ") + (ctx.t("synthetische Ersatzdaten", "synthetic stand-in data") if ctx.synthetic
+                                                   else ctx.t("Verwaltungs- und Umfragedaten", "administrative and survey data"))]
+    if period:
+        parts.append(ctx.t(f"Panel Kommune × Monat {period}", f"municipality × month panel {period}"))
+    if n is not None:
+        parts.append(ctx.t(f"N = {ctx.int(n)} Kommunen", f"N = {ctx.int(n)} municipalities"))
+    return "; ".join(parts)
+
+
 def title_of(ctx: Context) -> tuple[str, str]:
     return (ctx.t("Evaluation des Integrationsmanagements in Baden-Württemberg", "Evaluation of integration management in Baden-Württemberg"),
             ctx.t("Wirkungsanalyse – Abschlussbericht", "Impact analysis – final report"))
@@ -636,7 +748,8 @@ def render_html(ctx: Context, sections: list[Section]) -> str:
     out = [f"<!DOCTYPE html>\n<html lang='{ctx.lang}'><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style></head><body>"]
     if ctx.synthetic:
         out.append(f"<div class='banner'>{SYNTHETIC_MARK}</div><div class='watermark'>{SYNTHETIC_MARK}</div>")
-    out.append(f"<h1>{esc(title)}</h1><p class='subtitle'>{esc(subtitle)}</p>")
+    info = title_info(ctx)
+    out.append(f"<h1>{esc(title)}</h1><p class='subtitle'>{esc(subtitle)}</p>" + (f"<p class='subtitle'>{esc(info)}</p>" if info else ""))
     out.append("<nav><ol>" + "".join(f"<li><a href='#{s.key}'>{esc(s.title)}</a></li>" for s in sections) + "</ol></nav>")
     for s in sections:
         out.append(f"<section id='{s.key}'><h2>{esc(s.title)}</h2>")
@@ -691,7 +804,12 @@ def render_typst(ctx: Context, sections: list[Section], images: dict[Path, str])
         page.append(f"header: align(center, box(stroke: 0.8pt, inset: 4pt, text(8pt, weight: \"bold\", {mark})))")
         page.append('background: rotate(-35deg, align(center, text(42pt, fill: luma(88%), weight: "bold")[SYNTHETISCHE DATEN \\ SYNTHETIC DATA]))')
     lines.append("#set page(" + ", ".join(page) + ")")
-    lines.append(f'#align(center)[#text(18pt, weight: "bold", hyphenate: false, {_typ_str(title)}) \\ #v(0.3em) #text(12pt, {_typ_str(subtitle)})]')
+    title_c = typ_escape(title).replace("Baden\\-Württemberg", "#box[Baden\\-Württemberg]")  # never split the name
+    lines.append(f'#align(center, block(width: 100%)[#set par(justify: false)\n#text(18pt, weight: "bold", hyphenate: false)[{title_c}] '
+                 f'\\ #v(0.3em) #text(12pt, {_typ_str(subtitle)})])')
+    info = title_info(ctx)
+    if info:
+        lines.append(f'#align(center, text(9pt)[{typ_escape(info)}])')
     if ctx.synthetic:
         lines.append(f'#align(center, box(fill: black, inset: 6pt, text(fill: white, weight: "bold", {mark})))')
     lines.append('#v(0.6em)\n#outline(depth: 1, title: ' + _typ_str(ctx.t("Inhalt", "Contents")) + ')\n#pagebreak()')

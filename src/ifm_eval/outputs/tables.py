@@ -26,6 +26,7 @@ from ifm_eval.outputs.figures import (
     cohort_group,
     load_estimates,
     model_table,
+    overall_rows,
 )
 from ifm_eval.outputs.style import format_number, label
 from ifm_eval.outputs.tablefmt import write_table
@@ -40,28 +41,73 @@ def _t(lang: str, de: str, en: str) -> str:
     return de if lang == "de" else en
 
 
+def _event_support(est: pd.DataFrame, model: str) -> tuple[float, float]:
+    ev = est[(est["model"] == model) & (est["kind"] == "event_time") & est["estimate"].notna()]["event_time"].dropna()
+    ev = ev[ev >= 0]
+    return (float(ev.min()), float(ev.max())) if len(ev) else (np.nan, np.nan)
+
+
 def main_results(est: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
-    """Long table: one row per (estimator, outcome) main model with the overall ATT."""
-    ov = est[est["kind"] == "overall"].merge(models[["model", "is_main"]], on="model")
+    """Long table: one row per (estimator, outcome) main model with its headline overall
+    effect (column ``aggregation``: ``dynamic`` = mean of the event-time effects over
+    ``event_min..event_max``; ``att`` = the estimator's overall ATT)."""
+    ov = overall_rows(est).merge(models[["model", "is_main"]], on="model")
     ov = ov[ov["is_main"]].copy()
     ov["rank"] = ov["estimator"].map(_estimator_rank)
     ov = ov.sort_values(["rank", "outcome_key"])
-    return ov[["estimator", "outcome_key", "model", "estimate", "se", "ci_low", "ci_high", "p", "n_units", "n_obs", "n_clusters"]].rename(
-        columns={"outcome_key": "outcome"}).reset_index(drop=True)
+    sup = [_event_support(est, m) if a == "dynamic" else (np.nan, np.nan) for m, a in zip(ov["model"], ov["aggregation"], strict=True)]
+    ov["event_min"] = [a for a, _ in sup]
+    ov["event_max"] = [b for _, b in sup]
+    return ov[["estimator", "outcome_key", "model", "aggregation", "event_min", "event_max", "estimate", "se", "ci_low", "ci_high", "p",
+               "n_units", "n_obs", "n_clusters"]].rename(columns={"outcome_key": "outcome"}).reset_index(drop=True)
+
+
+def truth_comparison(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict], truth) -> pd.DataFrame:
+    """Each main estimate next to the planted truth of the SAME aggregate (stand-in data):
+    estimate, SE, truth, difference and difference in SE units."""
+    from ifm_eval.outputs.truth import truth_for_estimate, z_difference
+
+    cols = ["estimator", "outcome", "model", "aggregation", "truth_aggregation", "event_min", "event_max", "estimate", "se",
+            "truth", "difference", "z", "covered"]
+    if truth is None:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    mr = main_results(est, models)
+    for r in mr.itertuples():
+        support = None
+        if r.estimator == "gardner":  # same first stage (imputable observations) as the imputation estimator
+            imp = mr[(mr["estimator"] == "imputation") & (mr["outcome"] == r.outcome)]
+            if len(imp):
+                support = est[est["model"] == imp["model"].iloc[0]]
+        m = truth_for_estimate(truth, est[est["model"] == r.model], r.aggregation, _spec_of_meta(meta.get(r.model, {})), support)
+        if m is None:
+            continue
+        rows.append({"estimator": r.estimator, "outcome": r.outcome, "model": r.model, "aggregation": r.aggregation,
+                     "truth_aggregation": m.aggregation, "event_min": m.event_min, "event_max": m.event_max,
+                     "estimate": r.estimate, "se": r.se, "truth": m.value, "difference": r.estimate - m.value,
+                     "z": z_difference(r.estimate, m.value, r.se),
+                     "covered": bool(r.ci_low <= m.value <= r.ci_high) if r.ci_low == r.ci_low else None})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _spec_of_meta(meta: dict) -> dict:
+    spec = meta.get("spec", {}) if isinstance(meta, dict) else {}
+    return spec if isinstance(spec, dict) else {}
 
 
 def all_specifications(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict]) -> pd.DataFrame:
-    ov = est[est["kind"] == "overall"].merge(models[["model", "is_main", "spec_dict"]], on="model", how="left")
+    ov = overall_rows(est).merge(models[["model", "is_main", "spec_dict"]], on="model", how="left")
     rows = []
     for r in ov.itertuples():
         spec = r.spec_dict if isinstance(r.spec_dict, dict) else {}
-        row = {"model": r.model, "estimator": r.estimator, "outcome": r.outcome_key, "main": bool(r.is_main)}
+        row = {"model": r.model, "estimator": r.estimator, "outcome": r.outcome_key, "main": bool(r.is_main), "aggregation": r.aggregation}
         for f in SPEC_FIELDS:
             v = spec.get(f)
             row[f] = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else (None if v is None else str(v))
         row |= {"estimate": r.estimate, "se": r.se, "ci_low": r.ci_low, "ci_high": r.ci_high, "p": r.p,
                 "n_units": r.n_units, "n_clusters": r.n_clusters,
-                "runtime_s": meta.get(r.model, {}).get("runtime_s", meta.get(r.model, {}).get("runtime"))}
+                "runtime_s": next((meta.get(r.model, {}).get(k) for k in ("runtime_s", "runtime_seconds", "runtime")
+                                   if meta.get(r.model, {}).get(k) is not None), None)}
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
@@ -169,8 +215,42 @@ def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list
     heads = {"estimator": _t(lang, "Schätzer", "Estimator")} | {o: label(o, lang) for o in outcomes}
     written += write_table(wide_df, out / "main_results", csv_frame=mr, headers=heads, kinds={c: "text" for c in wide_df},
                            caption=_t(lang, "Hauptergebnisse: durchschnittlicher Effekt (ATT, Prozentpunkte)", "Main results: average effect (ATT, percentage points)"),
-                           note=_t(lang, "ATT (Standardfehler) [95%-Konfidenzintervall]; Standardfehler geclustert.", "ATT (standard error) [95% confidence interval]; clustered standard errors."),
+                           note=_t(lang, "ATT (Standardfehler) [95-%-Konfidenzintervall] in Prozentpunkten; Standardfehler geclustert. "
+                                         "Gesamteffekt: Callaway & Sant'Anna und TWFE dynamisch: ungewichteter Mittelwert der "
+                                         "Ereigniszeit-Effekte ab Monat 0 im Ereignisfenster; übrige Schätzer: Mittel über die behandelten "
+                                         "Kommune-Monate (TWFE statisch: Regressionskoeffizient).",
+                                   "ATT (standard error) [95% confidence interval] in percentage points; clustered standard errors. "
+                                   "Overall effect: Callaway & Sant'Anna and TWFE dynamic: unweighted mean of the event-time effects from "
+                                   "month 0 within the event window; other estimators: mean over treated municipality-months (TWFE static: "
+                                   "regression coefficient)."),
                            lang=lang, synthetic=synthetic).values()
+
+    # truth comparison (stand-in data) -----------------------------------------------------
+    if synthetic:
+        from ifm_eval.outputs.truth import load_truth
+
+        tc = truth_comparison(est, models, meta, load_truth(cfg))
+        show = tc.copy()
+        if len(show):
+            show["estimator"] = show["estimator"].map(lambda e: label(e, lang))
+            show["outcome"] = show["outcome"].map(lambda o: label(o, lang))
+            show["covered"] = show["covered"].map({True: _t(lang, "ja", "yes"), False: _t(lang, "nein", "no")})
+            show["months"] = [f"{int(a)}–{int(b)}" if a == a and b == b else "–" for a, b in zip(show["event_min"], show["event_max"], strict=True)]
+        show = show[[c for c in ("estimator", "outcome", "months", "estimate", "se", "truth", "difference", "z", "covered") if c in show]]
+        written += write_table(
+            show, out / "truth_comparison", csv_frame=tc, lang=lang, synthetic=synthetic,
+            kinds={"estimate": "num", "se": "num", "truth": "num", "difference": "num", "z": "num"}, digits={"z": 1},
+            headers={"estimator": _t(lang, "Schätzer", "Estimator"), "outcome": _t(lang, "Ergebnis", "Outcome"),
+                     "months": _t(lang, "Monate", "Months"), "estimate": _t(lang, "Schätzung (PP)", "Estimate (pp)"),
+                     "se": _t(lang, "SF", "SE"), "truth": _t(lang, "Wahrer Wert (PP)", "Truth (pp)"),
+                     "difference": _t(lang, "Differenz (PP)", "Difference (pp)"), "z": _t(lang, "Differenz in SF", "Difference in SE"),
+                     "covered": _t(lang, "im 95-%-KI", "in 95% CI")},
+            caption=_t(lang, "Schätzung und eingepflanzter wahrer Effekt derselben Aggregation (Ersatzdaten)",
+                       "Estimate and planted true effect of the same aggregate (stand-in data)"),
+            note=_t(lang, "Wahrer Wert über dieselben Ereigniszeiten bzw. Kohorte-Monat-Zellen und mit denselben Gewichten wie die Schätzung "
+                          "(Monate: Ereigniszeiten nach Start, über die gemittelt wird). Differenz in SF = (Schätzung − wahrer Wert) / SF.",
+                    "Truth over the same event times or cohort-month cells and with the same weights as the estimate (months: event times "
+                    "after the start that are averaged). Difference in SE = (estimate − truth) / SE.")).values()
 
     # all specifications -----------------------------------------------------------------
     al = all_specifications(est, models, meta)

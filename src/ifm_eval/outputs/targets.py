@@ -78,8 +78,18 @@ def figure_paths(cfg: dict[str, Any], models=None, fmt: str = "png") -> list[Pat
     return out + [d / f"{k}.{fmt}" for k in FIGURES_OVERALL]
 
 
+#: Written on stand-in data only: each main estimate next to the planted truth.
+TRUTH_TABLE = "truth_comparison"
+
+
+def result_tables(cfg: dict[str, Any]) -> list[str]:
+    """Result table keys of this run (the truth comparison on stand-in data only)."""
+    synthetic = cfg.get("data", {}).get("source", "synthetic") == "synthetic"
+    return list(RESULT_TABLES) + ([TRUTH_TABLE] if synthetic else [])
+
+
 def table_paths(cfg: dict[str, Any], fmt: str = "csv") -> list[Path]:
-    return [tables_dir(cfg) / f"{k}.{fmt}" for k in RESULT_TABLES]
+    return [tables_dir(cfg) / f"{k}.{fmt}" for k in result_tables(cfg)]
 
 
 def report_paths(cfg: dict[str, Any]) -> tuple[Path, Path]:
