@@ -119,6 +119,8 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
     panel["month"] = panel["period"].dt.to_timestamp()
     panel["t"] = (panel["period"] - pm[0]).map(lambda x: x.n) + 1
     panel["cohort_month"] = panel["ags"].map(start).dt.to_timestamp()
+    g_of = {a: ((p - pm[0]).n + 1 if pd.notna(p) else 0) for a, p in start.items()}
+    panel["g"] = panel["ags"].map(g_of).astype("int64")
     panel["kreis"] = panel["ags"].str[:5]
     base = panel["ags"].map(dict(zip(ags, rng.integers(2, 300, n), strict=True)))
     panel["refugees"] = base + rng.integers(0, 5, len(panel))
@@ -267,6 +269,18 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
             }
             (res / "estimates" / f"{name}.json").write_text(json.dumps(meta), encoding="utf-8")
     (root / "synthetic").mkdir(parents=True, exist_ok=True)
+    # truth_counts.parquet (observed and counterfactual stocks): true cell effect = the
+    # planted path at the cell's event time, in every treated municipality
+    e_cell = np.where(panel["g"] > 0, panel["t"] - panel["g"], -1)
+    eff = np.where(e_cell >= 0, att_scale * 2.0 * np.minimum(1, (e_cell + 1) / 12), 0.0)
+    shift = eff * panel["refugees"].to_numpy() / 100.0
+    tc = pd.DataFrame({"ags": panel["ags"], "month": panel["month"].dt.strftime("%Y-%m"),
+                       "refugees": panel["refugees"]})
+    for stock, col in (("svb", "employed"), ("ausbildung", "in_training"), ("b1", "b1_holders")):
+        tc[stock] = panel[col].astype(float)
+        tc[f"{stock}_cf"] = panel[col] - shift
+    tc["weiterbildung"] = tc["weiterbildung_cf"] = 0.0
+    tc.to_parquet(root / "synthetic" / "truth_counts.parquet", index=False)
     # the real truth.json layout of ifm_eval.synth (effects.<outcome>.att_by_event_time etc.)
     cohorts = sorted({str(p) for p in start.dropna()})
     effects = {}

@@ -196,19 +196,24 @@ def test_truth_comparison_uses_the_same_aggregate(project):
     assert cs["truth"] == pytest.approx(path.loc[0:24].mean())
     assert cs["z"] == pytest.approx((cs["estimate"] - cs["truth"]) / cs["se"], rel=1e-3)  # CSV: 6 significant digits
     assert (tc["truth"] < 50).all()
+    # every main model has its matched truth: the planted path over its own treated observations
+    assert len(tc) == 12 and tc["n_obs_truth"].gt(0).all()
     mr = pd.read_csv(root / "results" / "tables" / "main_results.csv")
     assert not mr.duplicated(["estimator", "outcome"]).any()
 
 
 def test_event_study_draws_truth_in_every_panel(project):
-    from ifm_eval.outputs.figures import event_study_figure, truth_paths
-    from ifm_eval.outputs.truth import load_truth
+    from ifm_eval.outputs.figures import event_study_figure, matched_truth_paths
+    from ifm_eval.validation import load_cell_effects
 
     _, cfg = project
     est, meta = load_estimates(cfg["data"]["results_dir"])
     models = model_table(est, meta)
-    truth = truth_paths(load_truth(cfg))["employment"]
+    truth = matched_truth_paths(est, models, meta, load_cell_effects(cfg))["employment"]
+    assert set(truth) == {"callaway_santanna", "sun_abraham", "imputation", "twfe"}
     fig, n, _ = event_study_figure(est, models, "employment", "de", truth)
+    legend = [t.get_text() for lg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if lg for t in lg.get_texts()]
+    assert "Wahrer Effekt, gleiche Beobachtungen und Gewichte" in legend
     panels = [ax for ax in fig.axes if ax.axison]
     assert len(panels) == 4  # one per estimator with event-time rows
     for ax in panels:
@@ -216,6 +221,34 @@ def test_event_study_draws_truth_in_every_panel(project):
                    for line in ax.get_lines()), ax.get_title()
     assert len({ax.get_ylim() for ax in panels}) == 1  # shared y-limits
     assert n and "Kommunen" in n
+
+
+def test_cell_effects_and_matched_truth(project):
+    """validation.cell_effects recovers the planted cell effect exactly; matched_truth
+    averages it over the estimator's own cells (CS: its ATT(g,t) cells only)."""
+    import numpy as np
+
+    from ifm_eval.validation import cell_effects, load_cell_effects, matched_truth
+
+    root, cfg = project
+    cells = load_cell_effects(cfg)
+    e = np.where(cells["g"] > 0, cells["t"] - cells["g"], -1)
+    planted = np.where(e >= 0, 2.0 * np.minimum(1, (e + 1) / 12), 0.0)
+    for o in ("rate_employment", "rate_training", "rate_language"):
+        assert np.allclose(cells[f"tau_{o}"], planted)
+        assert np.allclose(cells[f"cf_{o}"], cells[o] - planted)
+    est, meta = load_estimates(cfg["data"]["results_dir"])
+    rows = est[est["model"] == "callaway_santanna_employment"]
+    m = matched_truth(cells, meta["callaway_santanna_employment"]["spec"], rows, meta["callaway_santanna_employment"])
+    used = set(zip(rows["cohort"].dropna().astype(int), rows["time"].dropna().astype(int), strict=True))
+    assert m.term == "dynamic" and m.path["n_obs"].sum() == sum(
+        ((cells["g"] == g) & (cells["t"] == t)).sum() for g, t in used if t >= g)
+    assert m.path["truth"].to_numpy() == pytest.approx(np.minimum(1, (m.path.index + 1) / 12) * 2.0)
+    # real data: no cell effects
+    assert load_cell_effects({**cfg, "data": {**cfg["data"], "source": "real"}}) is None
+    with pytest.raises(KeyError):
+        cell_effects(cells[["ags", "t", "month"]], pd.read_parquet(root / "synthetic" / "truth_counts.parquet")).pipe(
+            lambda d: matched_truth(d, {"estimator": "twfe", "outcome": "rate_x"}, rows))
 
 
 def test_robust_limits_ignore_exploding_estimates():

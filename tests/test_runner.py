@@ -141,104 +141,96 @@ def test_cli_estimate_and_list_models(tiny, capsys):
     assert main(["estimate", "--config", str(path), "--model", "nope"]) == 1
 
 
-def _standin_truth(fx: dict, outcome_col: str = "rate_employment") -> pd.DataFrame:
-    """Stand-in panel rows with the true cell effect ``tau`` (pp, from the observed and
-    counterfactual stocks of truth_counts) and the counterfactual employment rate."""
-    panel = fx["panel"]
-    tc = fx["truth_counts"]
-    tc = tc.assign(
-        t=(tc["month"].str[:4].astype(int) - 2015) * 12 + tc["month"].str[5:7].astype(int)
-    )
-    d = panel.merge(tc[["ags", "t", "svb", "svb_cf"]], on=["ags", "t"], how="left")
-    ref = d["refugees"].where(d["refugees"] > 0)
-    d["tau"] = (d["svb"] - d["svb_cf"]) / ref * 100.0
-    d["cf_employment"] = d["svb_cf"] / ref * 100.0
-    return d
+def _run_standin(fx: dict, estimator: str, outcome: str = "rate_employment"):
+    """The main specification ``<estimator>_<outcome>`` on the stand-in panel (analytic
+    SEs), with its matched planted truth (:func:`ifm_eval.validation.matched_truth`)."""
+    from ifm_eval.validation import cell_effects, matched_truth
 
-
-def _truth_path(d: pd.DataFrame, spec: dict, cells: set | None, dropped: set) -> pd.DataFrame:
-    """Weighted (spec weights) mean true effect by event time over the treated
-    observations the estimator used: estimation sample, outcome observed, (cohort, time)
-    in ``cells`` (if given) and not in ``dropped``."""
-    from ifm_eval.estimators.runner import prepare_data
-
-    data, gcol, _ = prepare_data(d, spec)
-    data = data[(data[gcol] > 0) & (data["t"] >= data[gcol]) & data[spec["outcome"]].notna()]
-    key = list(zip(data[gcol], data["t"], strict=True))
-    keep = np.array([(k in cells if cells is not None else True) and k not in dropped for k in key])
-    data = data[keep]
-    w = data[spec["weights"]].astype(float) if spec["weights"] else pd.Series(1.0, index=data.index)
-    data = data.assign(e=data["t"] - data[gcol], w=w, wt=w * data["tau"])
-    g = data.groupby("e")
-    return pd.DataFrame({"truth": g["wt"].sum() / g["w"].sum(), "n_units": g["ags"].nunique()})
-
-
-def _run_standin(fx: dict, estimator: str, outcome: str = "rate_employment", panel=None):
     cfg = copy.deepcopy(fx["cfg"])
-    name = f"{estimator}_rate_employment"
+    name = f"{estimator}_{outcome}"
     spec = expand_models(cfg)[name]
     raw = {k: v for k, v in spec.items() if k != "inference"}  # analytic SEs (fast)
     cfg["models"] = {name: raw}
-    tidy, meta = run_model(
-        cfg, name, panel=panel if panel is not None else fx["panel"], write=False, strict=True
-    )
+    tidy, meta = run_model(cfg, name, panel=fx["panel"], write=False, strict=True)
     spec = expand_models(cfg)[name]
-    att = tidy[(tidy["kind"] == "att_gt") & tidy["estimate"].notna()]
-    cells = (
-        set(zip(att["cohort"].astype(int), att["time"].astype(int), strict=True))
-        if len(att)
-        else None
-    )
-    dropped = {(c["cohort"], c["time"]) for c in meta["info"].get("dropped_cells") or []}
-    return tidy, meta, spec, cells, dropped
+    cells = fx.get("_cells")
+    if cells is None:
+        cells = fx["_cells"] = cell_effects(fx["panel"], fx["truth_counts"])
+    return tidy, meta, spec, matched_truth(cells, spec, tidy, meta)
 
 
 #: event times with enough support: at least this many treated municipalities
 MIN_SUPPORT_UNITS = 20
 
+OUTCOMES = ("rate_employment", "rate_training", "rate_language")
+ROBUST_ESTIMATORS = ("callaway_santanna", "sun_abraham", "imputation", "gardner")
 
-@pytest.mark.slow
-@pytest.mark.parametrize("estimator", ["callaway_santanna", "sun_abraham", "imputation", "gardner"])
-def test_stand_in_data_planted_paths(standin_panel, estimator):
-    """Main specification (refugee-weighted from 2016-01, see config.yaml) on the stand-in
-    panel built from scratch: the employment event-time path is recovered. z = (estimate -
-    truth) / SE over post periods e >= 0 with at least 20 treated municipalities and a
-    finite SE (at least 12 of them): mean |z| < 1.5 and max |z| < 4. Truth: the cell
-    effects of truth_counts (observed minus counterfactual stocks / refugees), averaged
-    with the spec's weights over exactly the treated (cohort, period) cells the estimator
-    used (dropped cells excluded)."""
-    d = _standin_truth(standin_panel)
-    tidy, meta, spec, cells, dropped = _run_standin(standin_panel, estimator)
-    assert spec["weights"] == "refugees_2017" and meta["status"] == "ok"
-    truth = _truth_path(d, spec, cells, dropped)
+
+def _path_z(tidy: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
+    """z = (estimate - matched truth) / SE by post event time with enough support."""
     es = tidy[(tidy["kind"] == "event_time") & (tidy["event_time"] >= 0)]
     es = es[~es["term"].str.startswith("pre")].set_index("event_time")
     sup = truth.index[truth["n_units"] >= MIN_SUPPORT_UNITS]
     es = es[es.index.isin(sup) & (es["se"] > 0)]
-    z = (es["estimate"] - truth["truth"].reindex(es.index)) / es["se"]
+    return (es["estimate"] - truth["truth"].reindex(es.index)) / es["se"]
+
+
+#: Callaway & Sant'Anna on the language rate: conditional parallel trends fail for its
+#: long-difference, not-yet-treated comparisons (see the xfail reason).
+_CS_LANGUAGE_XFAIL = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "CS (DR, not-yet-treated, base g-1) on the B1 rate: estimated on the COUNTERFACTUAL "
+        "language rate (true effect 0) it gives +0.7..+2.0 pp at e = 4..12 (z 1.5-3.7); "
+        "imputation and Sun-Abraham give -0.1..+0.9 (|z| < 1.2), imputation also on CS's "
+        "balanced units (|z| < 0.7). Within urbanisation classes the untreated B1 rate of the "
+        "early (large) cohorts rises ~1.5-2 pp more over 2016-2020 than that of the late "
+        "(small) starters, which are CS's only not-yet-treated controls at long horizons "
+        "(125 cells dropped for overlap); the linear DR adjustment of the g-1 -> t long "
+        "difference for log population and urbanisation does not remove it. Identification "
+        "problem of this estimator on the stand-in DGP, not a bug: estimate - matched truth "
+        "equals the estimate on the counterfactual outcome to 0.2 pp at every event time."
+    ),
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("estimator", "outcome"),
+    [
+        pytest.param(
+            e, o, marks=[_CS_LANGUAGE_XFAIL] if (e, o) == ("callaway_santanna", "rate_language") else []
+        )
+        for o in OUTCOMES
+        for e in ROBUST_ESTIMATORS
+    ],
+)
+def test_stand_in_data_planted_paths(standin_panel, estimator, outcome):
+    """Main specification (refugee-weighted from 2016-01, see config.yaml) on the stand-in
+    panel built from scratch: the event-time path of each outcome is recovered. z =
+    (estimate - truth) / SE over post periods e >= 0 with at least 20 treated
+    municipalities and a finite SE (at least 12 of them): mean |z| < 1.5 and max |z| < 4.
+    Truth: :func:`ifm_eval.validation.matched_truth` -- the cell effects of truth_counts
+    (observed minus counterfactual stocks / refugees), averaged with the spec's weights
+    over exactly the treated observations the estimator used. The headline aggregate is
+    within 3 SE of its matched truth too."""
+    tidy, meta, spec, mt = _run_standin(standin_panel, estimator, outcome)
+    assert spec["weights"] == "refugees_2017" and meta["status"] == "ok"
+    z = _path_z(tidy, mt.path)
     assert len(z) >= 12, z
     assert np.abs(z).mean() < 1.5 and np.abs(z).max() < 4, z.round(2).to_dict()
+    ov = tidy[(tidy["kind"] == "overall") & (tidy["term"] == mt.term)].iloc[0]
+    assert abs(ov["estimate"] - mt.overall) < 3 * ov["se"], (ov["estimate"], ov["se"], mt.overall)
 
 
 @pytest.mark.slow
 def test_stand_in_static_twfe_is_off(standin_panel):
     """The naive static TWFE of the main specification is more than 3 SE away from the
-    (same-weighted) average true post-treatment effect over its own sample, e in [0, 24]."""
-    d = _standin_truth(standin_panel)
-    tidy, meta, spec, _, _ = _run_standin(standin_panel, "twfe_static")
-    from ifm_eval.estimators.runner import prepare_data
-
-    data, gcol, _ = prepare_data(d, spec)
-    post = data[
-        (data[gcol] > 0)
-        & (data["t"] >= data[gcol])
-        & (data["t"] - data[gcol] <= 24)
-        & data["rate_employment"].notna()
-    ]
-    w = post[spec["weights"]].astype(float)
-    avg = float((w * post["tau"]).sum() / w.sum())
+    (same-weighted) average true effect over all its post-treatment observations."""
+    tidy, _, _, mt = _run_standin(standin_panel, "twfe_static")
+    assert mt.term == "att" and mt.event_min == 0 and mt.n_obs > 0
     ov = tidy[tidy["kind"] == "overall"].iloc[0]
-    assert abs(ov["estimate"] - avg) > 3 * ov["se"], (ov["estimate"], ov["se"], avg)
+    assert abs(ov["estimate"] - mt.overall) > 3 * ov["se"], (ov["estimate"], ov["se"], mt.overall)
 
 
 def test_main_cs_spec_shape_runs(tiny):

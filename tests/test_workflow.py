@@ -3,41 +3,14 @@ idempotent, and editing one model spec reruns only that job and what depends on 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
-def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [
-        str(BIN / "snakemake"),
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
-    proc = subprocess.run(cmd, cwd=workdir, env=ENV, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        logs = "\n".join(
-            p.read_text()[-3000:]
-            for p in sorted((workdir / "logs").rglob("*.log"))
-            if "Error" in p.read_text()
-        )
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-6000:]}\n{logs}")
-    return proc
+from conftest import BIN, ENV, ROOT
+from conftest import run_snakemake as _snakemake
 
 
 def test_lint():

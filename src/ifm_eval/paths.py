@@ -59,6 +59,12 @@ def truth_path(cfg: dict[str, Any]) -> Path:
     return Path(cfg["data"]["synthetic_dir"]) / "truth.json"
 
 
+def truth_counts_path(cfg: dict[str, Any]) -> Path:
+    """``truth_counts.parquet`` of the stand-in data: observed and counterfactual stocks per
+    municipality and month (the true cell effects, see :mod:`ifm_eval.validation`)."""
+    return Path(cfg["data"]["synthetic_dir"]) / "truth_counts.parquet"
+
+
 def processed_dir(cfg: dict[str, Any]) -> Path:
     return Path(cfg["data"]["processed_dir"])
 

@@ -54,6 +54,7 @@ if SYNTHETIC:
         output:
             [P.raw_path(CFG, key) for key in P.RAW_FILES],
             truth=P.truth_path(CFG),
+            truth_counts=P.truth_counts_path(CFG),
         params:
             seed=CFG["seed"],
             synth=CFG["synth"],

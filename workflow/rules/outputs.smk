@@ -60,9 +60,9 @@ rule figures:
     input:
         estimates=estimate_outputs(CFG),
         panel=P.processed_path(CFG, "panel"),
-        truth=[P.truth_path(CFG)] if SYNTHETIC else [],
+        truth=[P.truth_path(CFG), P.truth_counts_path(CFG)] if SYNTHETIC else [],
         geo=[P.reference_path(CFG, "geo_gemeinden"), P.reference_path(CFG, "geo_kreise")],
-        code=module_files(*OUT_CODE_COMMON, "outputs/figures.py", "outputs/descriptives.py", "outputs/truth.py"),
+        code=module_files(*OUT_CODE_COMMON, "outputs/figures.py", "outputs/descriptives.py", "outputs/truth.py", "validation.py"),
     output:
         event_study=[
             report(
@@ -128,8 +128,8 @@ rule tables:
         survey=P.processed_path(CFG, "survey_harmonised"),
         lineage=P.processed_path(CFG, "lineage"),
         quality=P.processed_path(CFG, "data_quality"),
-        truth=[P.truth_path(CFG)] if SYNTHETIC else [],
-        code=module_files(*OUT_CODE_COMMON, "outputs/tables.py", "outputs/figures.py", "outputs/truth.py"),
+        truth=[P.truth_path(CFG), P.truth_counts_path(CFG)] if SYNTHETIC else [],
+        code=module_files(*OUT_CODE_COMMON, "outputs/tables.py", "outputs/figures.py", "outputs/truth.py", "validation.py"),
     output:
         html=[
             report(
@@ -161,8 +161,9 @@ rule report:
         figures=OT.figure_paths(CFG, MODELS) + OT.descriptive_figure_paths(CFG),
         tables=OT.table_paths(CFG, "csv") + [OUT_TAB / "descriptives_comparison.csv"],
         estimates=estimate_outputs(CFG),
-        truth=[P.truth_path(CFG)] if SYNTHETIC else [],
-        code=module_files(*OUT_CODE_COMMON, "outputs/report.py", "outputs/figures.py", "outputs/truth.py"),
+        panel=P.processed_path(CFG, "panel"),
+        truth=[P.truth_path(CFG), P.truth_counts_path(CFG)] if SYNTHETIC else [],
+        code=module_files(*OUT_CODE_COMMON, "outputs/report.py", "outputs/figures.py", "outputs/truth.py", "validation.py"),
     output:
         html=report(
             OUT_REPORT_HTML,

@@ -21,7 +21,6 @@ from ifm_eval.outputs import style
 from ifm_eval.outputs.disclosure import min_cell, suppress_rates
 from ifm_eval.outputs.style import label
 from ifm_eval.outputs.targets import figures_dir, outcome_key, outcomes
-from ifm_eval.outputs.truth import load_truth
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +104,26 @@ def overall_rows(est: pd.DataFrame) -> pd.DataFrame:
     return out.assign(aggregation=out["term"].astype(str))
 
 
+def matched_truth_paths(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict[str, Any]],
+                        cells: pd.DataFrame | None) -> dict[str, dict[str, pd.Series]]:
+    """Per outcome key and estimator (main specifications): the planted truth matched to the
+    model -- same treated observations, weights and event times
+    (:func:`ifm_eval.validation.matched_truth`). Empty without ``cells`` (real data)."""
+    from ifm_eval.validation import matched_truth, tau_column
+
+    out: dict[str, dict[str, pd.Series]] = {}
+    if cells is None or models.empty:
+        return out
+    for row in models[models["is_main"]].itertuples():
+        spec = _spec_of(meta.get(row.model, {}))
+        if not spec or tau_column(str(spec.get("outcome"))) not in cells:
+            continue
+        m = matched_truth(cells, spec, est[est["model"] == row.model], meta.get(row.model, {}))
+        if len(m.path):
+            out.setdefault(row.outcome_key, {})[row.estimator] = m.path["truth"]
+    return out
+
+
 def truth_paths(truth: Any) -> dict[str, pd.Series]:
     """True event-time paths per outcome key from a :class:`~ifm_eval.outputs.truth.PlantedTruth`."""
     if truth is None:
@@ -143,10 +162,12 @@ def robust_limits(estimates: list[np.ndarray], intervals: list[np.ndarray], keep
     return lo - pad * span, hi + pad * span
 
 
-def event_study_figure(est: pd.DataFrame, models: pd.DataFrame, outcome: str, lang: str, truth: pd.Series | None = None):
+def event_study_figure(est: pd.DataFrame, models: pd.DataFrame, outcome: str, lang: str,
+                       truth: pd.Series | dict[str, pd.Series] | None = None):
     """Small multiples: one panel per estimator (main specification), the planted truth
-    (dashed) in each, shared y-limits clipped to the 3–97 % quantile range of all estimates
-    and interval ends (values beyond are drawn as arrows at the edge and counted in a note).
+    (dashed) in each -- ``truth``: one path for every panel, or per estimator its matched
+    path (:func:`matched_truth_paths`, legend "same observations and weights"); shared
+    y-limits clipped to the 3–97 % quantile range of all estimates and interval ends (values beyond are drawn as arrows at the edge and counted in a note).
 
     Returns ``(fig, n_text, note_extra)``."""
     import matplotlib.patheffects as pe
@@ -173,10 +194,14 @@ def event_study_figure(est: pd.DataFrame, models: pd.DataFrame, outcome: str, la
         return fig, None, None
     xs = [p[1]["event_time"].astype(float).to_numpy() for p in panels]
     xmin, xmax = min(x.min() for x in xs), max(x.max() for x in xs)
-    tr = None
-    if truth is not None and len(truth):
-        tr = truth[(truth.index >= xmin) & (truth.index <= xmax)]
-    keep = [np.zeros(1)] + ([tr.to_numpy(float)] if tr is not None and len(tr) else [])
+    matched = isinstance(truth, dict)
+    by_est: dict[str, pd.Series] = {}
+    for row, _ in panels:
+        t_ = truth.get(row.estimator) if matched else truth
+        if t_ is not None and len(t_):
+            by_est[row.estimator] = t_[(t_.index >= xmin) & (t_.index <= xmax)].dropna()
+    tr = next(iter(by_est.values()), None)
+    keep = [np.zeros(1)] + [v.to_numpy(float) for v in by_est.values() if len(v)]
     lo, hi = robust_limits([d["estimate"].to_numpy(float) for _, d in panels],
                            [np.r_[d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float)] for _, d in panels], keep)
     clipped = 0
@@ -203,8 +228,9 @@ def event_study_figure(est: pd.DataFrame, models: pd.DataFrame, outcome: str, la
             ax.plot(x[above], np.full(above.sum(), hi), linestyle="none", marker="^", markersize=4.5, color="black", zorder=5, clip_on=False)
         if below.any():
             ax.plot(x[below], np.full(below.sum(), lo), linestyle="none", marker="v", markersize=4.5, color="black", zorder=5, clip_on=False)
-        if tr is not None and len(tr):
-            ax.plot(tr.index.to_numpy(float), tr.to_numpy(float), color="black", linewidth=1.4, linestyle=(0, (4, 1.8)),
+        tr_i = by_est.get(row.estimator)
+        if tr_i is not None and len(tr_i):
+            ax.plot(tr_i.index.to_numpy(float), tr_i.to_numpy(float), color="black", linewidth=1.4, linestyle=(0, (4, 1.8)),
                     zorder=6, path_effects=halo)
         ax.axhline(0, color="#555555", linewidth=0.7, zorder=2)
         ax.axvline(-0.5, color="#555555", linewidth=0.7, linestyle=":", zorder=2)
@@ -228,7 +254,8 @@ def event_study_figure(est: pd.DataFrame, models: pd.DataFrame, outcome: str, la
     if has_band:
         handles.append(Patch(facecolor="#d0d0d0", edgecolor="none", label=label("cband", lang)))
     if tr is not None and len(tr):
-        handles.append(Line2D([], [], color="black", linewidth=1.4, linestyle=(0, (4, 1.8)), label=label("truth", lang)))
+        handles.append(Line2D([], [], color="black", linewidth=1.4, linestyle=(0, (4, 1.8)),
+                              label=label("truth_matched" if matched else "truth", lang)))
     if spare:  # legend in the empty panel
         spare[0].legend(handles=handles, loc="center", fontsize=7.5, frameon=False)
         fig.tight_layout(rect=(0, 0, 1, 0.97))
@@ -399,7 +426,10 @@ def build_figures(cfg: dict[str, Any], panel: pd.DataFrame | None = None, models
     models = model_table(est, meta)
     if panel is None:
         panel = pd.read_parquet(P.processed_path(cfg, "panel"))
-    truth = truth_paths(load_truth(cfg))  # planted truth (stand-in data only)
+    from ifm_eval.validation import load_cell_effects
+
+    # planted truth matched to each main model (stand-in data only)
+    truth = matched_truth_paths(est, models, meta, load_cell_effects(cfg, panel))
     keys = outcomes(cfg, models_cfg) if models_cfg else sorted(set(models["outcome_key"])) or outcomes(cfg)
     src_est = ("Eigene Schätzungen auf Basis des Panels Kommune × Monat" if lang == "de"
                else "Own estimates on the municipality × month panel")
@@ -408,11 +438,13 @@ def build_figures(cfg: dict[str, Any], panel: pd.DataFrame | None = None, models
         fig, n, clip_note = event_study_figure(est, models, o, lang, truth.get(o))
         note = ("Hauptspezifikation je Schätzer; Effekt auf die Quote in Prozentpunkten; senkrechte Linien: punktweise "
                 "95-%-Konfidenzintervalle; graue Fläche: simultanes 95-%-Band (nur Callaway & Sant'Anna)"
-                + ("; gestrichelt: eingepflanzter wahrer Effekt" if o in truth else "") + "."
+                + ("; gestrichelt: eingepflanzter wahrer Effekt über dieselben behandelten Kommune-Monate und mit denselben "
+                   "Gewichten wie die jeweilige Schätzung" if o in truth else "") + "."
                 if lang == "de" else
                 "Main specification per estimator; effect on the rate in percentage points; vertical lines: pointwise 95% "
                 "confidence intervals; grey area: uniform 95% band (Callaway & Sant'Anna only)"
-                + ("; dashed: planted true effect" if o in truth else "") + ".")
+                + ("; dashed: planted true effect over the same treated municipality-months and with the same weights as "
+                   "the respective estimate" if o in truth else "") + ".")
         if clip_note:
             note += " " + clip_note
         written += style.finish_figure(fig, out_dir / f"event_study_{o}", synthetic=synthetic, source=src_est, n=n, note=note, lang=lang)

@@ -625,7 +625,7 @@ def _sha256(path: Path) -> str:
 def provenance_inputs(ctx: Context) -> list[Path]:
     files = [P.processed_path(ctx.cfg, k) for k in ("panel", "survey_harmonised", "treatment", "funding_members", "lineage", "data_quality")]
     if ctx.synthetic:
-        files.append(P.truth_path(ctx.cfg))
+        files += [P.truth_path(ctx.cfg), P.truth_counts_path(ctx.cfg)]
     files += sorted((ctx.results / "estimates").glob("*.parquet"))
     files += sorted(tables_dir(ctx.cfg).glob("*.csv"))
     return [f for f in files if Path(f).is_file()]

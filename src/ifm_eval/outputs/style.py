@@ -51,6 +51,8 @@ LABELS: dict[str, dict[str, str]] = {
     "ci95": {"de": "Punktweises 95-%-Konfidenzintervall", "en": "Pointwise 95% confidence interval"},
     "cband": {"de": "Simultanes 95-%-Konfidenzband", "en": "Uniform 95% confidence band"},
     "truth": {"de": "Wahrer (eingepflanzter) Effekt", "en": "True (planted) effect"},
+    "truth_matched": {"de": "Wahrer Effekt, gleiche Beobachtungen und Gewichte",
+                      "en": "True effect, same observations and weights"},
     "not_applied": {"de": "kein Antrag / nie behandelt", "en": "no application / never treated"},
     "vza": {"de": "Vollzeitäquivalente (VZÄ)", "en": "Full-time equivalents (FTE)"},
     "source": {"de": "Quelle", "en": "Source"},

@@ -62,31 +62,34 @@ def main_results(est: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
                "n_units", "n_obs", "n_clusters"]].rename(columns={"outcome_key": "outcome"}).reset_index(drop=True)
 
 
-def truth_comparison(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict], truth) -> pd.DataFrame:
-    """Each main estimate next to the planted truth of the SAME aggregate (stand-in data):
-    estimate, SE, truth, difference and difference in SE units."""
-    from ifm_eval.outputs.truth import truth_for_estimate, z_difference
+def truth_comparison(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict], cells: pd.DataFrame | None) -> pd.DataFrame:
+    """Each main estimate next to its MATCHED planted truth (stand-in data): the true cell
+    effects of ``truth_counts`` averaged with the spec's weights over exactly the treated
+    observations the estimator used, for the same aggregate (:func:`ifm_eval.validation.matched_truth`);
+    estimate, SE, truth, difference and difference in SE units. ``cells``:
+    :func:`ifm_eval.validation.cell_effects` of the panel (None: empty table)."""
+    from ifm_eval.outputs.truth import z_difference
+    from ifm_eval.validation import matched_truth
 
     cols = ["estimator", "outcome", "model", "aggregation", "truth_aggregation", "event_min", "event_max", "estimate", "se",
-            "truth", "difference", "z", "covered"]
-    if truth is None:
+            "truth", "difference", "z", "covered", "n_obs_truth"]
+    if cells is None:
         return pd.DataFrame(columns=cols)
     rows = []
     mr = main_results(est, models)
     for r in mr.itertuples():
-        support = None
-        if r.estimator == "gardner":  # same first stage (imputable observations) as the imputation estimator
-            imp = mr[(mr["estimator"] == "imputation") & (mr["outcome"] == r.outcome)]
-            if len(imp):
-                support = est[est["model"] == imp["model"].iloc[0]]
-        m = truth_for_estimate(truth, est[est["model"] == r.model], r.aggregation, _spec_of_meta(meta.get(r.model, {})), support)
-        if m is None:
+        spec = _spec_of_meta(meta.get(r.model, {}))
+        if not spec or f"tau_{spec.get('outcome')}" not in cells:
+            continue
+        m = matched_truth(cells, spec, est[est["model"] == r.model], meta.get(r.model, {}), term=r.aggregation)
+        if m.overall is None or not np.isfinite(m.overall):
             continue
         rows.append({"estimator": r.estimator, "outcome": r.outcome, "model": r.model, "aggregation": r.aggregation,
                      "truth_aggregation": m.aggregation, "event_min": m.event_min, "event_max": m.event_max,
-                     "estimate": r.estimate, "se": r.se, "truth": m.value, "difference": r.estimate - m.value,
-                     "z": z_difference(r.estimate, m.value, r.se),
-                     "covered": bool(r.ci_low <= m.value <= r.ci_high) if r.ci_low == r.ci_low else None})
+                     "estimate": r.estimate, "se": r.se, "truth": m.overall, "difference": r.estimate - m.overall,
+                     "z": z_difference(r.estimate, m.overall, r.se),
+                     "covered": bool(r.ci_low <= m.overall <= r.ci_high) if r.ci_low == r.ci_low else None,
+                     "n_obs_truth": m.n_obs})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -227,9 +230,11 @@ def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list
 
     # truth comparison (stand-in data) -----------------------------------------------------
     if synthetic:
-        from ifm_eval.outputs.truth import load_truth
+        from ifm_eval.validation import load_cell_effects
 
-        tc = truth_comparison(est, models, meta, load_truth(cfg))
+        if panel is None:
+            panel = pd.read_parquet(P.processed_path(cfg, "panel"))
+        tc = truth_comparison(est, models, meta, load_cell_effects(cfg, panel))
         show = tc.copy()
         if len(show):
             show["estimator"] = show["estimator"].map(lambda e: label(e, lang))
@@ -247,10 +252,13 @@ def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list
                      "covered": _t(lang, "im 95-%-KI", "in 95% CI")},
             caption=_t(lang, "Schätzung und eingepflanzter wahrer Effekt derselben Aggregation (Ersatzdaten)",
                        "Estimate and planted true effect of the same aggregate (stand-in data)"),
-            note=_t(lang, "Wahrer Wert über dieselben Ereigniszeiten bzw. Kohorte-Monat-Zellen und mit denselben Gewichten wie die Schätzung "
-                          "(Monate: Ereigniszeiten nach Start, über die gemittelt wird). Differenz in SF = (Schätzung − wahrer Wert) / SF.",
-                    "Truth over the same event times or cohort-month cells and with the same weights as the estimate (months: event times "
-                    "after the start that are averaged). Difference in SE = (estimate − truth) / SE.")).values()
+            note=_t(lang, "Wahrer Wert: wahre Effekte der Kommune-Monat-Zellen (beobachteter minus kontrafaktischer Bestand je "
+                          "Geflüchtetem) über genau die behandelten Beobachtungen, die der Schätzer verwendet (Stichprobe, Zellen, "
+                          "Ereignisfenster), mit den Gewichten der Spezifikation und in derselben Aggregation (Monate: Ereigniszeiten "
+                          "nach Start). Differenz in SF = (Schätzung − wahrer Wert) / SF.",
+                    "Truth: true effects of the municipality-month cells (observed minus counterfactual stock per refugee) over exactly "
+                    "the treated observations the estimator uses (sample, cells, event window), with the spec's weights and in the same "
+                    "aggregation (months: event times after the start). Difference in SE = (estimate − truth) / SE.")).values()
 
     # all specifications -----------------------------------------------------------------
     al = all_specifications(est, models, meta)

@@ -11,19 +11,11 @@ Layout written by :mod:`ifm_eval.synth` (``effects.<outcome>``, outcomes ``langu
 
 plus ``municipalities[*].start_month.<rule>`` (cohort sizes per treatment rule).
 
-:func:`truth_for_estimate` returns the truth for the SAME aggregate an overall estimate
-reports (same event times / cohort-time cells and weights), not the all-horizon
-``att_overall``:
-
-* ``dynamic`` (Callaway & Sant'Anna, TWFE dynamic): equally weighted mean of the true
-  event-time path over the post event times (``e >= 0``) the model reports;
-* ``att`` of Callaway & Sant'Anna (``simple``): post ATT(g,t) cells the model estimated,
-  weighted by cohort size;
-* ``att`` of the observation-weighted estimators (imputation, Gardner, Sun & Abraham, TWFE
-  static): treated municipality-months, i.e. cohort-event-time cells weighted by cohort
-  size, on the support the model reports (its ATT(g,t) cells, or its cohorts x calendar
-  months within the event window; Gardner: the imputation model's support, as both use the
-  same first stage; else every post cell inside the panel).
+These paths describe the planted effects (unit-weighted or person-weighted over all
+treated municipalities). The truth an ESTIMATE is compared with -- the same treated
+observations, weights and aggregate as the estimator -- comes from the true cell effects of
+``truth_counts.parquet`` via :func:`ifm_eval.validation.matched_truth` (re-exported here
+with :func:`~ifm_eval.validation.headline_term`).
 """
 
 from __future__ import annotations
@@ -131,101 +123,11 @@ def load_truth(cfg: dict[str, Any]) -> PlantedTruth | None:
 
 
 # ---------------------------------------------------------------------- matching
-@dataclass
-class TruthMatch:
-    value: float
-    aggregation: str  # "dynamic" | "simple" | "treated_obs"
-    event_min: int | None
-    event_max: int | None
-    n_cells: int
-
-
-def _cells_mean(truth: PlantedTruth, outcome: str, cells: list[tuple[int, int]], rule: str | None) -> tuple[float, int] | None:
-    """Cohort-size weighted mean of the true ATT over (cohort t-index, event time) cells."""
-    cp = truth.cohort_path(outcome)
-    sizes = truth.sizes(rule)
-    num = den = 0.0
-    n = 0
-    for g, e in cells:
-        per = truth.t_to_period(g)
-        path = cp.get(per)
-        if path is None or int(e) not in path.index:
-            continue
-        w = float(sizes.get(per, 1.0)) if len(sizes) else 1.0
-        num += w * float(path.loc[int(e)])
-        den += w
-        n += 1
-    return (num / den, n) if den > 0 else None
-
-
-def truth_for_estimate(
-    truth: PlantedTruth | None,
-    rows: pd.DataFrame,
-    term: str,
-    spec: dict[str, Any] | None = None,
-    support: pd.DataFrame | None = None,
-) -> TruthMatch | None:
-    """Truth for the overall estimate ``term`` of one model (``rows``: its tidy estimate rows).
-
-    ``support``: rows of another model whose ``group``/``calendar`` rows define the cohort x
-    month support (Gardner's second stage uses the imputation model's imputable
-    observations)."""
-    if truth is None or rows.empty:
-        return None
-    outcome = str(rows["outcome"].iloc[0])
-    if not truth.has(outcome):
-        return None
-    spec = spec or {}
-    estimator = str(rows["estimator"].iloc[0])
-    rule = spec.get("treatment_rule")
-    window = spec.get("event_window") or [None, None]
-    hi = window[1] if window and window[1] is not None else None
-    ev = rows[(rows["kind"] == "event_time") & rows["estimate"].notna()]
-    post_e = sorted({int(e) for e in ev["event_time"].dropna() if int(e) >= 0})
-    if term == "dynamic":
-        path = truth.path(outcome)
-        e = [x for x in post_e if x in path.index]
-        if not e:
-            return None
-        return TruthMatch(float(path.loc[e].mean()), "dynamic", min(e), max(e), len(e))
-    gt = rows[(rows["kind"] == "att_gt") & rows["estimate"].notna()].dropna(subset=["cohort", "time"])
-    if len(gt):
-        gt = gt.assign(e=gt["time"].astype(int) - gt["cohort"].astype(int))
-        gt = gt[gt["e"] >= 0]
-        if estimator == "sun_abraham" and hi is not None:
-            gt = gt[gt["e"] <= hi]
-        cells = list(zip(gt["cohort"].astype(int), gt["e"].astype(int), strict=True))
-        agg = "simple" if estimator == "callaway_santanna" else "treated_obs"
-    else:
-        src = support if support is not None and len(support) else rows
-        groups = src.loc[src["kind"] == "group", "cohort"].dropna().astype(int).tolist()
-        times = src.loc[src["kind"] == "calendar", "time"].dropna().astype(int).tolist()
-        upper = hi if hi is not None and estimator != "twfe_static" and estimator != "gardner" else None
-        if estimator == "imputation" and post_e:
-            upper = max(post_e)
-        if support is not None and len(support) and estimator == "gardner":
-            upper = None
-        if not groups:
-            groups = [(p - truth.panel_start).n + 1 for p in truth.sizes(rule).index]
-        t_end = truth.t_end()
-        tset = set(times) if times else set(range(1, t_end + 1))
-        cells = [(g, t - g) for g in groups for t in sorted(tset) if t >= g and t <= t_end and (upper is None or t - g <= upper)]
-        agg = "treated_obs"
-    res = _cells_mean(truth, outcome, cells, rule)
-    if res is None:
-        return None
-    es = [e for _, e in cells]
-    return TruthMatch(res[0], agg, int(min(es)), int(max(es)), res[1])
-
-
-def headline_term(rows: pd.DataFrame) -> str | None:
-    """The overall aggregate reported as a model's headline: ``dynamic`` (mean of the
-    event-time effects in the event window) where the estimator reports it, else ``att``."""
-    terms = rows.loc[rows["kind"] == "overall", "term"].dropna().astype(str).tolist()
-    for t in ("dynamic", "att"):
-        if t in terms:
-            return t
-    return terms[0] if terms else None
+# The truth an estimate is compared with is NOT read from truth.json (whose paths are
+# unit-weighted over all municipalities, a different estimand from the refugee-weighted,
+# cell-restricted main specifications) but matched to each model from the true cell
+# effects of truth_counts.parquet: one implementation, :mod:`ifm_eval.validation`.
+from ifm_eval.validation import headline_term, matched_truth  # noqa: E402,F401  (re-exported)
 
 
 def z_difference(estimate: float, truth: float, se: float) -> float:

@@ -1,0 +1,262 @@
+"""Matched planted truth of the stand-in data: what each estimate SHOULD equal.
+
+The stand-in generator (:mod:`ifm_eval.synth`) writes, per municipality and month, the
+observed stocks and the stocks of the untreated counterfactual path (common random
+numbers), ``truth_counts.parquet``. The true effect of a municipality-month cell on a rate
+is therefore known exactly::
+
+    tau_it = (Y_it(1) - Y_it(0)) = (stock_it - stock_cf_it) / refugees_it * 100   [pp]
+
+with the stocks of the panel's rates (see :data:`OUTCOME_STOCKS`; the panel's masked cells
+are the only difference between its numerators and the observed stocks, and they cancel:
+``tau`` uses the synthetic stocks on both sides).
+
+An estimator targets a weighted mean of ``tau_it`` over the treated observations it uses,
+which is NOT the unit-weighted all-municipality path of ``truth.json``: the main
+specifications weight municipalities by their 2017 refugee stock, start in 2016-01, and
+each estimator drops cells (no comparison units, overlap violations, outside the event
+window, unbalanced units for Callaway & Sant'Anna). :func:`matched_truth` reproduces the
+estimator's own selection of treated observations (:func:`used_treated`) and averages
+``tau`` with the spec's weights:
+
+* event-time path: weighted mean of ``tau`` over the used treated observations at each
+  event time ``e`` (for Callaway & Sant'Anna this equals the cohort-size weighted mean of
+  the cell ATT(g, g+e), as its ``dynamic`` aggregation);
+* overall, for the estimator's headline aggregate (``term``):
+
+  - ``dynamic`` (Callaway & Sant'Anna, TWFE dynamic): the unweighted mean of the matched
+    path over the post event times the model reports;
+  - ``att`` of the observation-weighted estimators (Sun & Abraham, imputation, Gardner)
+    and of Callaway & Sant'Anna's ``simple`` aggregation: weighted mean over their used
+    post-treatment observations (imputation: ``0 <= e <= max(window)``; Sun & Abraham:
+    its post cells inside the window; Gardner: every imputable treated observation, as its
+    static second stage);
+  - ``att`` of the static TWFE: weighted mean over all its post-treatment observations
+    (the coefficient itself is not a convex average of them; the difference is its bias).
+
+This is the single implementation used by the tests (``tests/test_runner.py``), the
+truth-comparison table, the report and the event-study truth overlay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: panel rate -> (observed stocks, counterfactual stocks) in ``truth_counts.parquet``;
+#: the same numerators as the panel (``panel.py``): employed = SvB, in_training =
+#: Ausbildung + Weiterbildung, b1_holders = B1; denominator: refugees in AU.
+OUTCOME_STOCKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "rate_employment": (("svb",), ("svb_cf",)),
+    "rate_training": (("ausbildung", "weiterbildung"), ("ausbildung_cf", "weiterbildung_cf")),
+    "rate_language": (("b1",), ("b1_cf",)),
+}
+
+UNIT, TIME = "ags", "t"
+
+
+def tau_column(outcome: str) -> str:
+    return f"tau_{outcome}"
+
+
+def cf_column(outcome: str) -> str:
+    """Counterfactual (untreated) rate of ``outcome`` (pp)."""
+    return f"cf_{outcome}"
+
+
+def cell_effects(panel: pd.DataFrame, truth_counts: pd.DataFrame) -> pd.DataFrame:
+    """The panel with, per outcome of :data:`OUTCOME_STOCKS`, the true cell effect
+    ``tau_<outcome>`` and the counterfactual rate ``cf_<outcome>`` (pp; NaN without
+    refugees). Joined on municipality and month (``truth_counts.month`` is ``YYYY-MM``)."""
+    tc = truth_counts.copy()
+    tc["_m"] = tc["month"].astype(str).str[:7]
+    if "month" in panel.columns:
+        key = pd.to_datetime(panel["month"]).dt.strftime("%Y-%m")
+    else:  # t = 1 is the first month of truth_counts
+        first = pd.Period(tc["_m"].min(), "M")
+        key = pd.Series([str(first + int(t) - 1) for t in panel[TIME]], index=panel.index)
+    stocks = sorted({c for obs, cf in OUTCOME_STOCKS.values() for c in (*obs, *cf)})
+    right = tc[["ags", "_m", "refugees", *stocks]].rename(columns={"refugees": "_ref"})
+    d = panel.assign(_m=key.to_numpy()).merge(right, on=["ags", "_m"], how="left", validate="many_to_one")
+    ref = d["_ref"].where(d["_ref"] > 0).astype(float)
+    for outcome, (obs, cf) in OUTCOME_STOCKS.items():
+        y1 = d[list(obs)].sum(axis=1, min_count=len(obs)).astype(float)
+        y0 = d[list(cf)].sum(axis=1, min_count=len(cf)).astype(float)
+        d[tau_column(outcome)] = (y1 - y0) / ref * 100.0
+        d[cf_column(outcome)] = y0 / ref * 100.0
+    d = d.drop(columns=["_m", "_ref", *stocks])
+    d.index = panel.index
+    return d
+
+
+def _cells(rows: list[dict[str, Any]] | None, reason: str | None = None) -> set[tuple[int, int]]:
+    out = set()
+    for c in rows or []:
+        if reason is not None and c.get("reason") != reason:
+            continue
+        if c.get("cohort") is not None and c.get("time") is not None:
+            out.add((int(c["cohort"]), int(c["time"])))
+    return out
+
+
+def _in(keys: pd.MultiIndex, cells: set[tuple[int, int]]) -> np.ndarray:
+    if not cells:
+        return np.zeros(len(keys), dtype=bool)
+    return keys.isin(pd.MultiIndex.from_tuples(sorted(cells)))
+
+
+def used_treated(cell_frame: pd.DataFrame, spec: dict[str, Any], tidy: pd.DataFrame,
+                 meta: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The treated observations (``t >= g - anticipation``) the estimator of ``spec`` used,
+    with columns ``ags, t, g, e, w, tau`` (``tau`` of the spec's outcome).
+
+    Reproduces the estimator's selection: sample filter and treatment rule
+    (:func:`~ifm_eval.estimators.runner.prepare_data`); rows with a missing outcome,
+    covariate, weight or cluster dropped; cohorts starting after the last period are never
+    treated; then per estimator: Callaway & Sant'Anna: units observed in every period
+    (balanced panel) and exactly its estimated ATT(g,t) cells; Sun & Abraham: exactly its
+    (cohort, period) interaction cells; imputation / Gardner: imputable observations (unit
+    and period with an untreated observation, period not thin); TWFE dynamic: without its
+    dropped cells; TWFE static: all."""
+    from ifm_eval.estimators.runner import prepare_data
+
+    meta = meta or {}
+    outcome = spec["outcome"]
+    tcol = tau_column(outcome)
+    if tcol not in cell_frame:
+        raise KeyError(f"no true cell effects for {outcome!r} (outcomes: {sorted(OUTCOME_STOCKS)})")
+    spec = {"sample": None, "weights": None, "covariates": [], "treatment_rule": "half_posts",
+            "anticipation": 0, **{k: v for k, v in spec.items() if v is not None or k in ("sample", "weights")}}
+    spec["cluster"] = spec.get("cluster") if spec.get("cluster") in cell_frame else UNIT
+    data, gcol, _ = prepare_data(cell_frame, spec)
+    ant = int(spec.get("anticipation") or 0)
+    wname = spec.get("weights")
+    need = [outcome, *(spec.get("covariates") or [])] + ([wname] if wname else [])
+    ok = data[need].apply(pd.to_numeric, errors="coerce").notna().all(axis=1)
+    if wname:
+        ok &= pd.to_numeric(data[wname], errors="coerce") > 0
+    data = data[ok]
+    g = data[gcol].to_numpy()
+    g = np.where(g > data[TIME].max() + ant, 0, g)
+    data = data.assign(_g=g)
+    est = spec["estimator"]
+    if est == "callaway_santanna":
+        n_t = data[TIME].nunique()
+        full = data.groupby(UNIT)[TIME].transform("nunique") == n_t
+        data = data[full]
+    treated = data[(data["_g"] > 0) & (data[TIME] >= data["_g"] - ant)]
+    key = pd.MultiIndex.from_arrays([treated["_g"].astype(int), treated[TIME].astype(int)])
+    info = meta.get("info") or {}
+    keep = np.ones(len(treated), dtype=bool)
+    att = tidy[(tidy["kind"] == "att_gt") & tidy["estimate"].notna()] if len(tidy) else tidy
+    if est in ("callaway_santanna", "sun_abraham") and len(att):
+        cells = set(zip(att["cohort"].astype(int), att["time"].astype(int), strict=True)) if len(att) else set()
+        keep &= _in(key, cells)
+    elif est in ("imputation", "gardner"):
+        untreated = data[~((data["_g"] > 0) & (data[TIME] >= data["_g"] - ant))]
+        keep &= treated[UNIT].isin(set(untreated[UNIT])).to_numpy()
+        keep &= treated[TIME].isin(set(untreated[TIME])).to_numpy()
+        keep &= ~_in(key, _cells(info.get("dropped_cells"), "thin_period"))
+    elif est == "twfe_dynamic":
+        keep &= ~_in(key, _cells(info.get("dropped_cells")))
+    treated = treated[keep]
+    w = treated[wname].astype(float) if wname else pd.Series(1.0, index=treated.index)
+    return pd.DataFrame({
+        UNIT: treated[UNIT].to_numpy(), TIME: treated[TIME].to_numpy(), "g": treated["_g"].to_numpy(),
+        "e": (treated[TIME] - treated["_g"]).to_numpy(), "w": w.to_numpy(), "tau": treated[tcol].to_numpy(float),
+    })
+
+
+def _wmean(d: pd.DataFrame) -> float:
+    d = d[np.isfinite(d["tau"])]
+    return float((d["w"] * d["tau"]).sum() / d["w"].sum()) if len(d) and d["w"].sum() > 0 else float("nan")
+
+
+def headline_term(rows: pd.DataFrame) -> str | None:
+    """The overall aggregate reported as a model's headline: ``dynamic`` (mean of the
+    event-time effects in the event window) where the estimator reports it, else ``att``."""
+    terms = rows.loc[rows["kind"] == "overall", "term"].dropna().astype(str).tolist()
+    for t in ("dynamic", "att"):
+        if t in terms:
+            return t
+    return terms[0] if terms else None
+
+
+@dataclass
+class MatchedTruth:
+    """Matched truth of one model: ``path`` (index event time; columns ``truth``,
+    ``n_units``, ``n_obs``) and the truth of the overall aggregate ``term``."""
+
+    path: pd.DataFrame
+    term: str | None
+    overall: float | None
+    aggregation: str  # "dynamic" (mean of the path) | "treated_obs" (weighted mean of observations)
+    event_min: int | None
+    event_max: int | None
+    n_obs: int
+
+
+def matched_truth(cell_frame: pd.DataFrame, spec: dict[str, Any], tidy: pd.DataFrame,
+                  meta: dict[str, Any] | None = None, term: str | None = None) -> MatchedTruth:
+    """Planted truth matched to one estimated model (see the module docstring).
+
+    ``cell_frame``: :func:`cell_effects` of the panel; ``spec``: the model's normalised
+    spec; ``tidy``: its tidy estimate rows; ``meta``: its metadata (``info.dropped_cells``);
+    ``term``: the overall aggregate to match (default: :func:`headline_term`)."""
+    meta = meta or {}
+    used = used_treated(cell_frame, spec, tidy, meta)
+    est = spec["estimator"]
+    lo, hi = (spec.get("event_window") or [None, None])[:2]
+    path_obs = used
+    if est == "twfe_dynamic" and lo is not None:  # binned endpoints
+        path_obs = used.assign(e=used["e"].clip(lo, hi))
+    elif lo is not None and est != "callaway_santanna":
+        path_obs = used[(used["e"] >= lo) & (used["e"] <= hi)]
+    grp = path_obs[np.isfinite(path_obs["tau"])].groupby("e")
+    path = pd.DataFrame({
+        "truth": grp.apply(_wmean, include_groups=False) if len(path_obs) else pd.Series(dtype=float),
+        "n_units": grp[UNIT].nunique(), "n_obs": grp.size(),
+    }).sort_index()
+    path.index = path.index.astype(int)
+    path.index.name = "event_time"
+    term = term or (headline_term(tidy) if len(tidy) else None)
+    overall, agg, e_sel, n = None, "treated_obs", [], 0
+    if term == "dynamic":
+        ev = tidy[(tidy["kind"] == "event_time") & tidy["estimate"].notna() & (tidy["event_time"] >= 0)]
+        if "term" in ev:
+            ev = ev[~ev["term"].astype(str).str.startswith("pre") & (ev["term"] != "reference")]
+        e_sel = sorted({int(e) for e in ev["event_time"]} & set(path.index))
+        if e_sel:
+            overall = float(path.loc[e_sel, "truth"].mean())
+            n = int(path.loc[e_sel, "n_obs"].sum())
+        agg = "dynamic"
+    elif term is not None:
+        post = used[used["e"] >= 0]
+        if est == "imputation" and hi is not None:
+            post = post[post["e"] <= hi]
+        elif est == "gardner":
+            post = used  # static second stage: every imputable treated observation (D = 1)
+        if len(post):
+            overall = _wmean(post)
+            e_sel = sorted({int(e) for e in post["e"]})
+            n = len(post)
+    return MatchedTruth(path, term, overall, agg, min(e_sel) if e_sel else None,
+                        max(e_sel) if e_sel else None, n)
+
+
+def load_cell_effects(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """:func:`cell_effects` of a stand-in run (panel + ``truth_counts.parquet``), or None
+    for real data or without ``truth_counts.parquet``."""
+    from ifm_eval import paths as P
+
+    if cfg.get("data", {}).get("source", "synthetic") != "synthetic":
+        return None
+    tcp = P.truth_counts_path(cfg)
+    if not tcp.is_file():
+        return None
+    if panel is None:
+        panel = pd.read_parquet(P.processed_path(cfg, "panel"))
+    return cell_effects(panel, pd.read_parquet(tcp))
