@@ -76,3 +76,18 @@ def test_repo_ignores_generated_data():
         text=True,
     ).stdout.split()
     assert ignored == ["data/synthetic/x", "data/processed/x", "results/x"]
+
+
+def test_every_published_csv_carries_the_stand_in_mark(small_run):
+    """On stand-in data every CSV under results/ says so in a first column ``data_source``."""
+    import pandas as pd
+
+    from ifm_eval.outputs.style import SYNTHETIC_MARK
+
+    work, _, _ = small_run
+    csvs = sorted((work / "results").rglob("*.csv"))
+    assert len(csvs) >= 10
+    for path in csvs:
+        df = pd.read_csv(path)
+        assert df.columns[0] == "data_source", path
+        assert (df["data_source"] == SYNTHETIC_MARK).all(), path

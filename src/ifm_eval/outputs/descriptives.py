@@ -27,7 +27,7 @@ import pandas as pd
 from ifm_eval import paths as P
 from ifm_eval.outputs import style
 from ifm_eval.outputs.style import label
-from ifm_eval.outputs.tablefmt import write_table
+from ifm_eval.outputs.tablefmt import write_csv, write_table
 from ifm_eval.outputs.targets import DESCRIPTIVE_FIGURES, figures_dir, tables_dir
 
 log = logging.getLogger(__name__)
@@ -624,7 +624,7 @@ def build_descriptives(cfg: dict[str, Any], inputs: dict[str, pd.DataFrame | Non
     tdir.mkdir(parents=True, exist_ok=True)
     shares = pd.concat([cd.table.assign(chart=k, n_chart=cd.n) for k, cd in charts.items() if k != "map_start"], ignore_index=True)
     cols = ["chart"] + [c for c in shares.columns if c != "chart"]
-    shares[cols].to_csv(tdir / "descriptives_shares.csv", index=False, float_format="%.6g", lineterminator="\n")
+    write_csv(shares[cols], tdir / "descriptives_shares.csv", synthetic=synthetic)
     comp = comparison_table(charts)
     show = comp[["item_de" if lang == "de" else "item_en", "qualifier", "published", "replicated", "difference", "n"]]
     headers = ({"item_de": "Kennzahl", "qualifier": "", "published": "Kurzbericht (%)", "replicated": "Replikation (%)",

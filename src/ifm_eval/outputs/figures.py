@@ -20,6 +20,7 @@ from ifm_eval import paths as P
 from ifm_eval.outputs import style
 from ifm_eval.outputs.disclosure import min_cell, suppress_rates
 from ifm_eval.outputs.style import label
+from ifm_eval.outputs.tablefmt import write_csv
 from ifm_eval.outputs.targets import figures_dir, outcome_key, outcomes
 
 log = logging.getLogger(__name__)
@@ -449,7 +450,7 @@ def build_figures(cfg: dict[str, Any], panel: pd.DataFrame | None = None, models
             note += " " + clip_note
         written += style.finish_figure(fig, out_dir / f"event_study_{o}", synthetic=synthetic, source=src_est, n=n, note=note, lang=lang)
         tab = raw_trends_table(panel, o, threshold, lang)
-        tab.to_csv(out_dir / f"raw_trends_{o}.csv", index=False, float_format="%.6g", lineterminator="\n")
+        write_csv(tab, out_dir / f"raw_trends_{o}.csv", synthetic=synthetic)
         fig = raw_trends_figure(tab, panel, o, lang)
         note = (f"Personengewichtete Quote; Zellen mit weniger als {threshold} Personen unterdrückt; gepunktet: erster Start der Gruppe."
                 if lang == "de" else f"Person-weighted rate; cells with fewer than {threshold} persons suppressed; dotted: first start in group.")

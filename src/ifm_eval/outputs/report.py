@@ -121,7 +121,10 @@ class Context:
 
 
 def _read_table(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.is_file() else None
+    """A published CSV without its stand-in mark column (the report marks every page)."""
+    if not path.is_file():
+        return None
+    return pd.read_csv(path).drop(columns="data_source", errors="ignore")
 
 
 def read_bench(logs_dir: str | Path = "logs") -> pd.DataFrame:
@@ -475,7 +478,7 @@ def sec_results(ctx: Context) -> Section | None:
         s.p(txt)
         s.figure(ctx.figures / f"event_study_{o}.png", ctx.t(f"Ereignisstudie: {label(o, 'de')}", f"Event study: {label(o, 'en')}"))
     if mr is not None and len(mr):
-        show = pd.read_csv(tables_dir(ctx.cfg) / "main_results.csv")
+        show = _read_table(tables_dir(ctx.cfg) / "main_results.csv")
         wide = show.pivot_table(index="estimator", columns="outcome", values="estimate", aggfunc="first")
         se = show.pivot_table(index="estimator", columns="outcome", values="se", aggfunc="first")
         disp = pd.DataFrame({label(o, ctx.lang): [f"{ctx.num(wide.loc[e, o], 2, signed=True)} ({ctx.num(se.loc[e, o])})"
@@ -551,7 +554,7 @@ def _plugin_builder(key: str) -> Callable[[Context], Section | None]:
         for p in sorted(d.glob("*.png")):
             s.figure(p, p.stem.replace("_", " "))
         for p in sorted(d.glob("*.csv")):
-            s.table(_fmt_df(pd.read_csv(p), ctx), p.stem.replace("_", " "))
+            s.table(_fmt_df(_read_table(p), ctx), p.stem.replace("_", " "))
         return s
 
     build.__name__ = f"sec_{key}"

@@ -77,6 +77,16 @@ def to_html(formatted: pd.DataFrame, headers: list[str], caption: str, note: str
     )
 
 
+def write_csv(df: pd.DataFrame, path: str | Path, *, synthetic: bool) -> Path:
+    """Write a published CSV (raw values, ``.`` decimals). On stand-in data the first column
+    ``data_source`` says so in every row, so the mark survives any copy of the file."""
+    if synthetic:
+        df = df.copy()
+        df.insert(0, "data_source", SYNTHETIC_MARK)
+    df.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+    return Path(path)
+
+
 def write_table(
     df: pd.DataFrame,
     stem: str | Path,
@@ -98,7 +108,7 @@ def write_table(
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = {f: stem.with_suffix(f".{f}") for f in ("csv", "tex", "html")}
-    (csv_frame if csv_frame is not None else df).to_csv(paths["csv"], index=False, float_format="%.6g", lineterminator="\n")
+    write_csv(csv_frame if csv_frame is not None else df, paths["csv"], synthetic=synthetic)
     shown = format_frame(df, kinds or {}, lang, digits)
     head = [(headers or {}).get(c, c) for c in df.columns]
     if synthetic:
