@@ -42,6 +42,8 @@ REQUIRED = {
     "training_hi": "float64",
     "training_masked": "bool",
     "b1_holders": "float64",
+    "b1_holders_filled": "float64",
+    "b1_imputed": "bool",
     "rate_employment": "float64",
     "rate_training": "float64",
     "rate_language": "float64",
@@ -149,6 +151,37 @@ def test_rates_and_masking(fx: tuple) -> None:
     assert ((p["training_lo"] <= p["in_training"]) & (p["in_training"] <= p["training_hi"]))[
         rep
     ].all()
+
+
+def test_b1_gap_fill() -> None:
+    """Short gaps of the B1 stock: linear inside, nearest at the edges; longer gaps and
+    rows without any report stay missing."""
+    nan = np.nan
+    wide = np.array(
+        [
+            [nan, 2.0, nan, 4.0, nan, nan, nan, 8.0, 9.0, nan],
+            [nan, nan, nan, nan, nan, nan, nan, nan, nan, nan],
+            [1.0, 1.0, nan, nan, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0],
+        ]
+    )
+    out = panel.fill_stock_gaps(wide, max_gap=2)
+    np.testing.assert_allclose(out[0], [2, 2, 3, 4, nan, nan, nan, 8, 9, 9])
+    assert np.isnan(out[1]).all()
+    np.testing.assert_allclose(out[2], [1, 1, 5 / 3, 7 / 3, 3, 3, 3, 3, 3, 3])
+
+
+def test_rate_language_uses_filled_b1(fx: tuple) -> None:
+    _, p = fx
+    ok = p["refugees"] > 0
+    assert np.allclose(
+        p.loc[ok, "rate_language"],
+        100 * p.loc[ok, "b1_holders_filled"] / p.loc[ok, "refugees"],
+        equal_nan=True,
+    )
+    rep = p["b1_holders"].notna()
+    assert (p.loc[rep, "b1_holders_filled"] == p.loc[rep, "b1_holders"]).all()
+    assert not p.loc[rep, "b1_imputed"].any()
+    assert (p["b1_imputed"] == (~rep & p["b1_holders_filled"].notna())).all()
 
 
 def test_covariates_and_moderators(fx: tuple) -> None:

@@ -55,10 +55,17 @@ DICTIONARY: dict[str, tuple[str, str, str]] = {
     "training_lo": ("persons", "training", "lower bound (each '*' = 1)"),
     "training_hi": ("persons", "training", "upper bound (each '*' = 2)"),
     "training_masked": ("bool", "training", "at least one of the two cells masked"),
-    "b1_holders": ("persons", "language_b1", "persons holding a B1 certificate (DTZ); NaN = not reported"),
+    "b1_holders": ("persons", "language_b1", "persons holding a B1 certificate (DTZ) as reported; "
+                   "NaN = not reported"),
+    "b1_holders_filled": ("persons", "panel", "b1_holders with short reporting gaps filled by "
+                          "panel.b1_gap_fill (interpolate: linear between the adjacent reported "
+                          "months of the municipality, nearest reported month at the panel edges; "
+                          "gaps of at most B1_MAX_GAP = 2 months; longer gaps stay NaN)"),
+    "b1_imputed": ("bool", "panel", "b1_holders not reported and b1_holders_filled interpolated"),
     "rate_employment": ("percent", "panel", "100 * employed / refugees (NaN if refugees is 0 or missing)"),
     "rate_training": ("percent", "panel", "100 * in_training / refugees"),
-    "rate_language": ("percent", "panel", "100 * b1_holders / refugees"),
+    "rate_language": ("percent", "panel", "100 * b1_holders_filled / refugees (= b1_holders where "
+                      "reported; see b1_imputed)"),
     "population": ("persons", "reference", "population 31.12.2019 (Destatis)"),
     "log_population": ("log persons", "reference", "natural log of population 31.12.2019"),
     "urbanisation": ("code", "reference", "degree of urbanisation 1 dense, 2 intermediate, 3 thin"),
@@ -99,6 +106,31 @@ SURVEY_MODERATORS: dict[str, tuple[str, ...]] = {
 }
 
 OUTCOME_SOURCES = ("refugees_au", "employment_ba", "training", "language_b1")
+
+#: Longest run of unreported months of the B1 stock that ``panel.b1_gap_fill`` fills.
+B1_MAX_GAP = 2
+
+
+def fill_stock_gaps(wide: np.ndarray, max_gap: int = B1_MAX_GAP) -> np.ndarray:
+    """Fill runs of at most ``max_gap`` missing months in each row (unit) of a stock
+    series ``[units, months]``: linearly between the adjacent reported months inside the
+    series, with the nearest reported month at its start or end. Longer runs and rows
+    without any reported month stay NaN."""
+    out = wide.astype("float64").copy()
+    months = np.arange(out.shape[1])
+    for i in np.flatnonzero(np.isnan(out).any(axis=1)):
+        row = out[i]
+        ok = ~np.isnan(row)
+        if not ok.any():
+            continue
+        filled = np.interp(months, months[ok], row[ok])  # nearest value beyond the ends
+        miss = np.flatnonzero(~ok)
+        starts = miss[np.r_[True, np.diff(miss) > 1]]
+        ends = miss[np.r_[np.diff(miss) > 1, True]]
+        for a, b in zip(starts, ends, strict=True):
+            if b - a + 1 <= max_gap:
+                row[a:b + 1] = filled[a:b + 1]
+    return out
 
 
 def month_index(ts: pd.Series | pd.Timestamp) -> Any:
@@ -267,9 +299,27 @@ def build_panel(cfg: dict[str, Any], lineage: Lineage | None = None) -> pd.DataF
     panel["event_time"] = pd.array(np.where(panel["g"] > 0, panel["t"] - panel["g"], 0), dtype="Int64")
     panel.loc[panel["g"] == 0, "event_time"] = pd.NA
     panel["treated_post"] = ((panel["g"] > 0) & (panel["t"] >= panel["g"])).astype("int64")
+    # B1 stock: the language file misses single months at random (stand-in: 1 % of cells).
+    # Filling short gaps keeps those municipalities in estimators that need a balanced
+    # panel (Callaway & Sant'Anna drops every unit with one missing month: ~45 % of the
+    # municipalities for the language rate, against ~2 % for the BA rates).
+    gap_rule = cfg["panel"].get("b1_gap_fill", "interpolate")
+    panel["b1_holders_filled"] = panel["b1_holders"]
+    if gap_rule == "interpolate":
+        wide = panel.pivot(index="ags", columns="t", values="b1_holders")
+        filled = pd.DataFrame(fill_stock_gaps(wide.to_numpy()), index=wide.index, columns=wide.columns)
+        long = filled.stack(future_stack=True).rename("_b1f")
+        panel = panel.merge(long.reset_index(), on=["ags", "t"], how="left", validate="one_to_one")
+        panel["b1_holders_filled"] = panel.pop("_b1f").astype("float64")
+    panel["b1_imputed"] = (panel["b1_holders"].isna() & panel["b1_holders_filled"].notna()).astype(bool)
+    n_imp, n_gap = int(panel["b1_imputed"].sum()), int(panel["b1_holders"].isna().sum())
+    lineage.add("panel", "B1 reporting gaps", len(panel), len(panel), "impute",
+                f"b1_gap_fill={gap_rule}: {n_imp} of {n_gap} unreported B1 months filled "
+                f"(gaps of at most {B1_MAX_GAP} months; linear between adjacent reported months)",
+                n_affected=n_imp)
     den = panel["refugees"].where(panel["refugees"] > 0)
     for rate, num in (("rate_employment", "employed"), ("rate_training", "in_training"),
-                      ("rate_language", "b1_holders")):
+                      ("rate_language", "b1_holders_filled")):
         panel[rate] = (100 * panel[num] / den).astype("float64")
     panel["cohort_month"] = pd.to_datetime(panel["cohort_month"]).astype("datetime64[ns]")
     for c in ("funded_vza", "vza_per_100_refugees", "posts_vza", "density", "log_population",
