@@ -91,3 +91,12 @@ def test_every_published_csv_carries_the_stand_in_mark(small_run):
         df = pd.read_csv(path)
         assert df.columns[0] == "data_source", path
         assert (df["data_source"] == SYNTHETIC_MARK).all(), path
+
+
+def test_estimate_metadata_names_the_data_source(small_run):
+    import json
+
+    work, cfg, _ = small_run
+    for name in cfg["models"]:
+        meta = json.loads((work / f"results/estimates/{name}.json").read_text(encoding="utf-8"))
+        assert meta["data_source"].startswith("synthetic stand-in"), name

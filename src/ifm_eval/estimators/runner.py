@@ -314,6 +314,11 @@ def run_model(
     all_warns = warns + list(res.warnings)
     meta = {
         "model": name,
+        "data_source": (
+            "synthetic stand-in data (SYNTHETISCHE DATEN)"
+            if cfg["data"]["source"] == "synthetic"
+            else "raw"
+        ),
         "status": status,
         "error": error,
         "spec": spec,
