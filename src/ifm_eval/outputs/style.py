@@ -175,10 +175,13 @@ def finish_figure(
     if source:
         lines.append(f"{label('source', lang)}: {source}")
     if lines:
-        footer = "\n".join(lines)
-        fig.text(0.01, 0.005, footer, fontsize=6.5, ha="left", va="bottom", color="#333333", wrap=True)
-        height_in = fig.get_size_inches()[1]
-        footer_h = (0.13 * len(lines) + 0.08) / height_in  # ~9 pt per line
+        import textwrap
+
+        width_in, height_in = fig.get_size_inches()
+        chars = max(40, int(width_in * 72 / (6.5 * 0.56)))  # 6.5 pt text, ~0.56 em per char
+        wrapped = [w for line in lines for w in textwrap.wrap(line, chars)]
+        fig.text(0.01, 0.005, "\n".join(wrapped), fontsize=6.5, ha="left", va="bottom", color="#333333")
+        footer_h = (0.125 * len(wrapped) + 0.1) / height_in  # ~9 pt per line
         fig.subplots_adjust(bottom=min(0.6, fig.subplotpars.bottom + footer_h))
     if synthetic:
         height_in = fig.get_size_inches()[1]
