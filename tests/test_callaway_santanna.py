@@ -438,19 +438,12 @@ def test_bootstrap_with_covariates_and_clusters():
         assert gb.overall_se == pytest.approx(ga.overall_se, rel=0.2)
 
 
-PANEL_PARQUET = (
-    Path(__file__).resolve().parents[1] / "data" / "processed" / "panel" / "panel.parquet"
-)
-
-
-@pytest.mark.skipif(not PANEL_PARQUET.exists(), reason="municipality panel not built")
-def test_municipality_panel_dr_matches_csdid_including_dropped_cells():
+def test_municipality_panel_dr_matches_csdid_including_dropped_cells(standin_panel):
     """Quasi-separated cells (tiny late cohorts, no never-treated units): which cells are
-    dropped depends on where the logit iterations stop; we follow statsmodels' IRLS."""
-    df = pd.read_parquet(
-        PANEL_PARQUET,
-        columns=["ags", "t", "g", "rate_employment", "log_population", "urbanisation"],
-    )
+    dropped depends on where the logit iterations stop; we follow statsmodels' IRLS.
+    Runs on the full-scale stand-in municipality panel built from scratch (conftest)."""
+    cols = ["ags", "t", "g", "rate_employment", "log_population", "urbanisation"]
+    df = standin_panel["panel"][cols].copy()
     df["g"] = df["g"].fillna(0)
     df["ags"] = pd.factorize(df["ags"], sort=True)[0] + 1
     if not np.issubdtype(df["t"].dtype, np.integer):
