@@ -11,7 +11,6 @@ from snakemake.utils import min_version
 
 min_version("9.14.8")
 
-import ifm_eval
 from ifm_eval import paths as P
 from ifm_eval.config import validate_config
 from ifm_eval.workflow_support import (

@@ -1,4 +1,5 @@
-"""Shared fixtures. ``small_workflow``: the whole Snakemake workflow run once per session on a
+"""Shared fixtures. ``mpdta``: the validation data set of R ``did`` (tests/data/mpdta.csv) with
+a time-varying covariate ``xv``. ``small_workflow``: the whole Snakemake workflow run once per session on a
 tiny stand-in config (scale 0.05, three employment models) in a temporary directory; used by
 the workflow, report (``snakemake --report``), disclosure and notebook tests."""
 
@@ -118,3 +119,22 @@ def standin_panel(tmp_path_factory):
         "truth_counts": counts,
         "seconds": time.perf_counter() - t0,
     }
+
+
+@pytest.fixture(scope="session")
+def _mpdta_frame():
+    import numpy as np
+    import pandas as pd
+
+    d = pd.read_csv(Path(__file__).parent / "data" / "mpdta.csv")
+    rng = np.random.default_rng(1)
+    # a time-varying covariate (lpop is time-invariant and absorbed by the unit effects)
+    d["xv"] = d["lpop"] + 0.1 * rng.normal(size=len(d)) + 0.02 * (d["year"] - 2003) * d["lpop"]
+    return d
+
+
+@pytest.fixture
+def mpdta(_mpdta_frame):
+    """mpdta (500 counties, 2003-2007; first.treat 0 = never treated) plus ``xv``; a fresh copy
+    per test."""
+    return _mpdta_frame.copy()

@@ -6,15 +6,12 @@ import contextlib
 import io
 import itertools
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ifm_eval.estimators.callaway_santanna import callaway_santanna
-
-DATA = Path(__file__).parent / "data" / "mpdta.csv"
 
 ATT_TOL = 1e-8
 SE_TOL = 1e-6
@@ -203,12 +200,6 @@ def test_dynamic_window_and_balance_match_csdid():
     _compare_agg(ours, m, "dynamic", min_e=-3, max_e=3)
     _compare_agg(ours, m, "dynamic", balance_e=2)
     _compare_agg(ours, m, "group", max_e=2)
-
-
-@pytest.fixture(scope="module")
-def mpdta():
-    df = pd.read_csv(DATA)
-    return df
 
 
 @pytest.mark.parametrize("method", ["reg", "dr"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tracemalloc
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,16 +13,6 @@ from test_twfe import simulate_staggered, true_path  # noqa: I001  (tests/ on sy
 
 from ifm_eval.estimators.gardner import gardner
 from ifm_eval.estimators.imputation import imputation
-
-MPDTA = Path(__file__).parent / "data" / "mpdta.csv"
-
-
-@pytest.fixture(scope="module")
-def mpdta() -> pd.DataFrame:
-    d = pd.read_csv(MPDTA)
-    rng = np.random.default_rng(1)
-    d["xv"] = d["lpop"] + 0.1 * rng.normal(size=len(d)) + 0.02 * (d["year"] - 2003) * d["lpop"]
-    return d
 
 
 @pytest.fixture(scope="module")

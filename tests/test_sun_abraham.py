@@ -4,25 +4,12 @@ effects with the last-treated cohort as control, covariance of the aggregated ef
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from test_twfe import simulate_staggered, true_path  # noqa: I001  (tests/ on sys.path)
 
 from ifm_eval.estimators.sun_abraham import sun_abraham
-
-MPDTA = Path(__file__).parent / "data" / "mpdta.csv"
-
-
-@pytest.fixture(scope="module")
-def mpdta() -> pd.DataFrame:
-    d = pd.read_csv(MPDTA)
-    rng = np.random.default_rng(1)
-    # a time-varying covariate (lpop is time-invariant and absorbed by the unit effects)
-    d["xv"] = d["lpop"] + 0.1 * rng.normal(size=len(d)) + 0.02 * (d["year"] - 2003) * d["lpop"]
-    return d
 
 
 @pytest.mark.parametrize("covariates", [None, ["xv"]])

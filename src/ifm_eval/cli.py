@@ -1,8 +1,7 @@
 """Command-line interface: ``ifm-eval <stage> [options]``.
 
 Each pipeline stage lives in its own module that exposes ``register(subparsers)``; the
-module adds one subcommand whose handler receives the parsed arguments. Stage modules are
-imported lazily by name so that ``ifm-eval --help`` stays fast.
+module adds its subcommand(s) whose handler receives the parsed arguments.
 """
 
 from __future__ import annotations
@@ -33,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
     for name in STAGE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # stage not built yet
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -40,11 +40,9 @@ def effective_config_file(cfg: dict[str, Any], path: str | Path = ".snakemake/if
 
 
 def model_names(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Expanded model specifications (name -> spec); empty until the estimators exist."""
-    try:
-        from ifm_eval.estimators.specs import expand_models
-    except ImportError:
-        return {}
+    """Expanded model specifications (name -> spec), see :mod:`ifm_eval.estimators.specs`."""
+    from ifm_eval.estimators.specs import expand_models
+
     return expand_models(cfg)
 
 

@@ -45,6 +45,7 @@ import pyreadstat
 import yaml
 
 from ifm_eval import paths
+from ifm_eval.config import load_config
 from ifm_eval.ingest.keys import match_keys
 from ifm_eval.lineage import Lineage
 
@@ -678,18 +679,12 @@ def item_nonresponse(cfg: dict, codebook: dict | None = None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- CLI
-def _cfg(path: str) -> dict:
-    from ifm_eval.config import load_config
-
-    return load_config(path)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest-survey", help="read and validate one survey wave")
     p.add_argument("--config", required=True)
     p.add_argument("--wave", required=True, help="codebook wave (w1..w5) or raw key (survey_w1)")
-    p.set_defaults(func=lambda a: ingest_wave(_cfg(a.config), a.wave))
+    p.set_defaults(func=lambda a: ingest_wave(load_config(a.config), a.wave))
     q = sub.add_parser("harmonise-surveys",
                        help="match keys, expand district answers, one row per municipality")
     q.add_argument("--config", required=True)
-    q.set_defaults(func=lambda a: harmonise_surveys(_cfg(a.config)))
+    q.set_defaults(func=lambda a: harmonise_surveys(load_config(a.config)))
