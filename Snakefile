@@ -5,6 +5,7 @@
 # implementing modules among its inputs, so that a code change reruns exactly those jobs.
 # All logic lives in src/ifm_eval/ (importable, unit-tested).
 
+import os
 from pathlib import Path
 
 from snakemake.utils import min_version
@@ -14,7 +15,10 @@ min_version("9.14.8")
 from ifm_eval import paths as P
 from ifm_eval.config import validate_config
 from ifm_eval.workflow_support import (
+    cli_io,
+    estimate_meta,
     estimate_outputs,
+    estimate_tidy,
     effective_config_file,
     model_names,
     module_files,
@@ -26,9 +30,13 @@ configfile: "config.yaml"
 
 # Validated copy (defaults filled). A bad key stops here with a message naming it.
 CFG = validate_config(config)
+# IFM_EVAL_SHADOW=minimal runs every job in a Snakemake shadow directory holding only its
+# declared inputs (the contract test: a stage that reads an undeclared file fails).
+SHADOW = os.environ.get("IFM_EVAL_SHADOW") or None
 # The stage CLIs read the same effective config (incl. any --config overrides) from this
-# file; it is rewritten only when its content changes, so re-parsing (SLURM) is a no-op.
-CONFIG_FILE = effective_config_file(CFG)
+# file (parameters only, never paths); it is rewritten only when its content changes, so
+# re-parsing (SLURM) is a no-op. Absolute in shadow runs (the shadow holds inputs only).
+CONFIG_FILE = effective_config_file(CFG, absolute=SHADOW is not None)
 SYNTHETIC = CFG["data"]["source"] == "synthetic"
 MODELS = model_names(CFG)
 LOGS = Path("logs")

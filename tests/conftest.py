@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -53,6 +55,7 @@ def small_workflow(tmp_path_factory):
         "event_window": [-6, 12],
         "cluster": "kreis",
         "outcome": "rate_employment",
+        "role": "main",
     }
     cfg["models"] = {
         "twfe_static_rate_employment": {**base, "estimator": "twfe_static"},
@@ -84,11 +87,10 @@ def standin_panel(tmp_path_factory):
     import time
 
     import pandas as pd
+    import wiring
 
-    from ifm_eval import panel as panel_stage
-    from ifm_eval import paths, synth, treatment
+    from ifm_eval import paths
     from ifm_eval.config import load_config, validate_config
-    from ifm_eval.ingest.admin import ADMIN_SOURCES, ingest_source
 
     t0 = time.perf_counter()
     base = tmp_path_factory.mktemp("standin")
@@ -105,11 +107,8 @@ def standin_panel(tmp_path_factory):
     ref = Path(data["reference_dir"])
     data["reference_dir"] = str(ref if ref.is_absolute() else ROOT / ref)
     cfg = validate_config(cfg)
-    synth.generate(cfg)
-    for key in ADMIN_SOURCES:
-        ingest_source(cfg, key)
-    treatment.run(cfg)
-    panel = panel_stage.run(cfg)
+    wiring.synth(cfg)
+    panel = wiring.upto_panel(cfg)
     truth = json.loads(paths.truth_path(cfg).read_text())
     counts = pd.read_parquet(Path(data["synthetic_dir"]) / truth["truth_counts"]["path"])
     return {

@@ -16,9 +16,9 @@ import admin_fixtures as F
 import openpyxl
 import pandas as pd
 import pytest
+import wiring
 
 from ifm_eval import paths
-from ifm_eval.ingest import admin
 from ifm_eval.ingest.readers import IngestError
 
 STATIC = Path(__file__).parent / "fixtures" / "bad_input"
@@ -491,6 +491,72 @@ CASES = [
         error="sheet 'Mitglieder' not found",
     ),
     Case("missing_file", "training", lambda raw: (raw / TRAIN).unlink(), error="file not found"),
+    # --- real-delivery conventions (tests/test_real_deliveries.py runs them to the panel)
+    Case(
+        "cut_inside_last_field",
+        "refugees_au",
+        lambda raw: (raw / REF).write_bytes((raw / REF).read_bytes().rstrip(b"\r\n")[:-1]),
+        error="without a line break: the file was cut inside line 193",
+        line=193,
+    ),
+    Case(
+        "trailing_separator_on_data_lines",
+        "refugees_au",
+        _edit_text(REF, "utf-8-sig", lambda ls: [ls[0], *[ln.replace("\r", ";\r") for ln in ls[1:]]]),
+        decision="trailing separator",
+    ),
+    Case(
+        "decimal_point_not_comma",
+        "im_posts",
+        _edit_text(POSTS, "cp1252", lambda ls: [ln.replace(",", ".") for ln in ls]),
+        decision="decimal mark",
+    ),
+    Case(
+        "mixed_decimal_marks",
+        "im_posts",
+        _set_field(POSTS, "cp1252", 4, 8, "0.5"),
+        error="mixed decimal conventions",
+        line=4,
+        column="VZÄ Stelle",
+    ),
+    Case(
+        "kreis_total_in_denominator",
+        "refugees_au",
+        _edit_text(REF, "utf-8-sig", lambda ls: [ls[0], "08115;Böblingen, Landkreis;2018-01;1.234\r", *ls[1:]]),
+        decision="aggregate regions",
+    ),
+    Case(
+        "not_reported_marker",
+        "language_b1",
+        _set_field(B1, "utf-8", 3, 3, "k.A.", sep=","),
+        decision="not reported",
+    ),
+    Case(
+        "umlaut_as_ue_in_header",
+        "refugees_au",
+        _edit_text(REF, "utf-8-sig", lambda ls: [ls[0].replace("ü", "ue"), *ls[1:]]),
+        decision="column names",
+    ),
+    Case(
+        "month_as_date",
+        "training",
+        _set_field(TRAIN, "cp1252", 8, 2, "29.02.2016"),  # line 8 is 2016-02: month end
+        decision="months as dates",
+    ),
+    Case(
+        "month_as_mid_month_date",
+        "training",
+        _set_field(TRAIN, "cp1252", 8, 2, "15.02.2016"),
+        error="not the first or last day",
+        line=8,
+        column="Berichtsmonat",
+    ),
+    Case(
+        "totals_row_under_sheet",
+        "kpi_reports",
+        _edit_sheet("Kennzahlen", lambda ws: ws.append(["Summe", None, None, 313, 127]), KPI),
+        decision="totals rows",
+    ),
 ]
 
 
@@ -525,7 +591,7 @@ def test_bad_input(case: Case, pristine: Path, tmp_path: Path) -> None:
     cfg = F.config(tmp_path)
     if case.error is not None:
         with pytest.raises(IngestError, match=case.error) as exc:
-            admin.ingest_source(cfg, case.source)
+            wiring.ingest(cfg, case.source)
         err = exc.value
         assert Path(paths.RAW_FILES[case.source]).name in str(err)  # names the file
         if case.line is not None:
@@ -533,7 +599,7 @@ def test_bad_input(case: Case, pristine: Path, tmp_path: Path) -> None:
         if case.column is not None:
             assert err.column == case.column, str(err)
         return
-    out = admin.ingest_source(cfg, case.source)
+    out = wiring.ingest(cfg, case.source)
     lin = pd.read_csv(paths.lineage_path(cfg, f"ingest_{case.source}"))
     assert case.decision in set(lin["step"]), lin
     rec = lin.loc[lin["step"] == case.decision].iloc[0]

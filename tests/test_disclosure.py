@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_outputs_fakes import check_results
 
 from ifm_eval.outputs.disclosure import (
-    check_results,
     is_person_count_column,
     suppress_rates,
     suppress_table,

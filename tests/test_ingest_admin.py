@@ -9,13 +9,15 @@ import admin_fixtures as F
 import numpy as np
 import pandas as pd
 import pytest
+import wiring
 
 from ifm_eval import paths
-from ifm_eval.ingest import admin
+from ifm_eval.frame import load_frame
 from ifm_eval.ingest.case_management import aggregate_stocks, read_export
 from ifm_eval.ingest.readers import IngestError, decode, read_delimited
 from ifm_eval.ingest.schemas import describe_all
 from ifm_eval.lineage import Lineage
+from ifm_eval.sources import ADMIN_SOURCES
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,7 @@ def ingested(base: tuple[Path, dict]) -> dict:
     root, expected = base
     cfg = F.config(root)
     out = {}
-    for key in admin.ADMIN_SOURCES:
-        out.update(admin.ingest_source(cfg, key))
+    out.update(wiring.ingest_admin(cfg))
     return {"cfg": cfg, "out": out, "expected": expected}
 
 
@@ -56,7 +57,7 @@ def test_every_source_writes_parquet_and_lineage(ingested: dict) -> None:
         "case_management",
     ):
         assert paths.processed_path(cfg, key).is_file(), key
-    for key in admin.ADMIN_SOURCES:
+    for key in ADMIN_SOURCES:
         lin = pd.read_csv(paths.lineage_path(cfg, f"ingest_{key}"))
         assert (lin["rows_in"] >= 0).all() and len(lin), key
 
@@ -125,7 +126,7 @@ def test_outcomes_masking_and_window(ingested: dict) -> None:
 def test_masked_count_rule(tree: tuple, rule: str, point: float) -> None:
     root, _, _ = tree
     cfg = F.config(root, masked_count_rule=rule)
-    emp = admin.ingest_source(cfg, "employment_ba")["employment_ba"]
+    emp = wiring.ingest(cfg, "employment_ba")["employment_ba"]
     assert (emp.loc[emp["employed_masked"], "employed"] == point).all()
 
 
@@ -153,7 +154,8 @@ def test_case_management_full_history_window(base: tuple[Path, dict]) -> None:
     """Aggregation over a window starting after the first events keeps earlier arrivals."""
     root, expected = base
     lin = Lineage("x")
-    frame = admin.load_frame(F.config(root))
+    wiring.reference(F.config(root))
+    frame = load_frame(paths.processed_path(F.config(root), "municipalities"))
     ev = read_export(root / "raw/casemanagement/fallmanagement_export.csv", set(frame["ags"]), lin)
     res = aggregate_stocks(
         ev, pd.Timestamp("2016-01-01"), pd.Timestamp("2019-12-01"), [F.STG, F.A, F.B, F.C], lin
@@ -209,6 +211,6 @@ def test_excel_numbers_typed_as_text(tree: tuple) -> None:
     ws.cell(6, 5).value = 1.125
     wb["Antraege"].cell(4, 6).value = 2.0
     wb.save(p)
-    out = admin.ingest_source(cfg, "funding_applications")
+    out = wiring.ingest(cfg, "funding_applications")
     mem = out["funding_members"].set_index("ags")["vza_share"]
     assert mem[F.A] == 0.75 and mem[F.B] == 0.125 and mem[F.C] == 1.125

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -13,21 +12,29 @@ import pyreadstat
 import pytest
 
 from ifm_eval import paths
-from ifm_eval.ingest.surveys import (
+from ifm_eval.ingest.survey_harmonise import harmonise_surveys, item_nonresponse, load_verbaende
+from ifm_eval.ingest.survey_read import (
     SurveyError,
-    harmonise_surveys,
-    item_nonresponse,
+    ingest_wave,
     load_codebook,
-    load_verbaende,
     read_wave,
-    register,
+    wave_from_frame,
 )
+from ifm_eval.lineage import Lineage
 from ifm_eval.reference import municipalities, read_gemeindeverzeichnis
+from ifm_eval.sources import SURVEY_SOURCES, WAVES
 from ifm_eval.synth.survey_attributes import draw_survey_attributes
 from ifm_eval.synth.surveys import write_surveys
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_synth_surveys import GV, cfg_for, fake_structure  # noqa: E402
+
+FRAME = municipalities(read_gemeindeverzeichnis(GV))
+
+
+def raw_waves(cfg, codebook=None):
+    """Every wave of the config's raw tree, read (what ingest_survey does per wave)."""
+    return {w: read_wave(paths.raw_path(cfg, f"survey_{w}"), w, codebook) for w in WAVES}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,7 @@ def world(tmp_path_factory):
     cfg = cfg_for(tmp_path_factory.mktemp("ingest"))
     res = write_surveys(muni, posts, attrs, cfg, np.random.default_rng(23), paths.raw_dir(cfg))
     verb = muni.loc[muni["applied"], ["verband_id", "verband_name", "ags"]]
-    harm, report, lin = harmonise_surveys(cfg, verbaende=verb)
+    harm, report, lin = harmonise_surveys(raw_waves(cfg), FRAME, verbaende=verb)
     return {
         "muni": muni,
         "attrs": attrs,
@@ -80,14 +87,24 @@ def test_value_labels_as_categoricals_and_mr_booleans(world):
     assert set(w3.values["q12_org"].dropna()) <= {"landratsamt", "gemeinde", "traeger"}
 
 
-def test_per_wave_files_and_outputs_written(world):
+def test_cleaned_wave_file_rebuilds_the_wave_exactly(world, tmp_path):
+    """What harmonise_surveys reads (the ingest_survey Parquet) equals what read_wave gave:
+    harmonised values and missing reasons, for every variable of every wave."""
     cfg = world["cfg"]
-    for w in ("w1", "w2", "w3", "w4", "w5"):
-        assert paths.processed_path(cfg, f"survey_{w}").exists()
-    assert paths.processed_path(cfg, "survey_harmonised").exists()
-    assert paths.processed_path(cfg, "key_report").exists()
-    lin = pd.read_csv(paths.lineage_path(cfg, "surveys"))
-    assert {"read", "match", "expand", "aggregate"} <= set(lin["action"])
+    for w in WAVES:
+        lin = Lineage(f"ingest_survey_{w}")
+        direct = ingest_wave(w, paths.raw_path(cfg, f"survey_{w}"), tmp_path / f"survey_{w}.parquet", lin)
+        rebuilt = wave_from_frame(pd.read_parquet(tmp_path / f"survey_{w}.parquet"), w)
+        pd.testing.assert_frame_equal(rebuilt.values, direct.values, check_dtype=False)
+        pd.testing.assert_frame_equal(rebuilt.reasons, direct.reasons)
+        assert str(rebuilt.path) == str(paths.raw_path(cfg, f"survey_{w}"))
+        assert lin.frame()["action"].tolist()[0] == "read"
+    assert sorted(SURVEY_SOURCES) == [f"survey_{w}" for w in WAVES]
+
+
+def test_harmonised_lineage_records_every_step(world):
+    lin = world["lineage"].frame()
+    assert {"match", "expand", "aggregate"} <= set(lin["action"])
 
 
 # --------------------------------------------------------------------------- round trip
@@ -180,7 +197,7 @@ def test_no_silent_row_loss_in_key_report(world):
 
 
 def test_item_nonresponse_table(world):
-    t = item_nonresponse(world["cfg"])
+    t = item_nonresponse(raw_waves(world["cfg"]))
     assert {
         "wave",
         "variable",
@@ -197,35 +214,14 @@ def test_item_nonresponse_table(world):
     assert (t["n_missing"] <= t["n"]).all()
 
 
-def test_load_verbaende_from_raw_workbook(world, tmp_path):
-    cfg = cfg_for(tmp_path)
-    muni = world["muni"]
-    m = muni[muni["applied"]]
-    p = paths.raw_path(cfg, "funding_applications")
-    p.parent.mkdir(parents=True)
-    ant = m.groupby("verband_id").agg(Verband=("verband_name", "first")).reset_index()
-    ant = ant.rename(columns={"verband_id": "Antrags-Nr."})
-    mit = pd.DataFrame(
-        {"Antrags-Nr.": m["verband_id"], "AGS": m["ags"].str.lstrip("0"), "Gemeinde": m["name"]}
-    )
-    with pd.ExcelWriter(p) as xw:
-        for name, df in (("Antraege", ant), ("Mitglieder", mit)):
-            pd.DataFrame([[f"PIK {name}"]]).to_excel(xw, sheet_name=name, header=False, index=False)
-            df.to_excel(xw, sheet_name=name, startrow=2, index=False)
-    frame = municipalities(read_gemeindeverzeichnis(GV))
-    v = load_verbaende(cfg, frame)
-    assert len(v) == len(m) and v["ags"].str.len().eq(8).all()
-    assert set(v["verband_id"]) == set(m["verband_id"])
-
-
-def test_cli_registers_subcommands():
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="stage")
-    register(sub)
-    a = parser.parse_args(["ingest-survey", "--config", "c.yaml", "--wave", "w3"])
-    assert a.wave == "w3" and callable(a.func)
-    a = parser.parse_args(["harmonise-surveys", "--config", "c.yaml"])
-    assert callable(a.func)
+def test_load_verbaende_from_funding_members(world):
+    m = world["muni"][world["muni"]["applied"]]
+    members = pd.DataFrame({"antrag_nr": m["verband_id"], "verband_id": m["verband_id"],
+                            "verband_name": m["verband_name"], "ags": m["ags"]})
+    v = load_verbaende(members)
+    assert list(v.columns) == ["verband_id", "verband_name", "ags"] and len(v) == len(m)
+    with pytest.raises(SurveyError, match="verband_name"):
+        load_verbaende(members.drop(columns="verband_name"))
 
 
 # --------------------------------------------------------------------------- malformed
@@ -386,7 +382,7 @@ def test_extra_variable_is_a_logged_decision(world, tmp_path):
 def test_key_matching_nothing_is_reported_not_dropped(world, tmp_path):
     cfg = cfg_for(tmp_path)
     src_cfg = world["cfg"]
-    for key in paths.SURVEY_KEYS:
+    for key in SURVEY_SOURCES:
         dst = paths.raw_path(cfg, key)
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(paths.raw_path(src_cfg, key).read_bytes())
@@ -400,12 +396,10 @@ def test_key_matching_nothing_is_reported_not_dropped(world, tmp_path):
         return d
 
     _rewrite(paths.raw_path(src_cfg, "survey_w2"), paths.raw_path(cfg, "survey_w2"), plant)
-    harm, rep, lin = harmonise_surveys(cfg, verbaende=world["verb"])
+    harm, rep, lin = harmonise_surveys(raw_waves(cfg), FRAME, verbaende=world["verb"])
     r = rep[(rep["wave"] == "w2") & rep["input_row"].isin([0, 1])]
     assert set(r["status"]) == {"unmatched"}
     assert set(r["input"]) == {"Gemeindeverwaltung Atlantis", "99999999"}
-    saved = pd.read_csv(paths.processed_path(cfg, "key_report"), dtype=str)
-    assert "Gemeindeverwaltung Atlantis" in set(saved["input"])
 
 
 def test_unknown_wave_and_bad_codebook(tmp_path):
@@ -416,7 +410,7 @@ def test_unknown_wave_and_bad_codebook(tmp_path):
         "missing_codes: {}\nharmonised: {}\nwaves:\n  w1:\n    raw: nope\n"
         "    format: sav\n    unit: municipality\n    key: k\n    variables: {}\n"
     )
-    with pytest.raises(SurveyError, match="not in paths.RAW_FILES"):
+    with pytest.raises(SurveyError, match="is not a survey source"):
         load_codebook(bad)
 
 
@@ -455,12 +449,11 @@ def test_survey_measured_marginals_near_published(world):
 
 def test_without_funding_data_kreis_keys_expand_to_whole_kreis(world, tmp_path):
     cfg = cfg_for(tmp_path)
-    for key in paths.SURVEY_KEYS:
+    for key in SURVEY_SOURCES:
         dst = paths.raw_path(cfg, key)
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(paths.raw_path(world["cfg"], key).read_bytes())
-    harm, rep, lin = harmonise_surveys(cfg, write=False)
+    harm, rep, lin = harmonise_surveys(raw_waves(cfg), FRAME, verbaende=None)
     assert lin.frame()["reason"].str.contains("no funding data found").any()
     assert rep["method"].isin(["kreis_key"]).any()
     assert len(harm) == 1101
-    assert not paths.processed_path(cfg, "survey_harmonised").exists()

@@ -1,7 +1,15 @@
 """Small fake inputs for the output-stage tests (no test functions here).
 
 ``make_fake_project(root)`` writes a miniature processed-data and results tree (80 real
-municipalities, 72 months, 3 outcomes x 4 estimators + variants) and returns its config.
+municipalities, 72 months, 3 outcomes x 4 estimators + variants; the files the data and
+estimate stages declare, at their paths in :mod:`ifm_eval.paths`) and returns its config,
+whose ``models`` are the fake estimates' specifications (``role: main`` for one spec per
+estimator and outcome, ``robustness`` for the variants).
+
+``stage_io(cfg, stage)`` gives the declared files of one output job exactly as the rules of
+``workflow/rules/outputs.smk`` declare them; ``run_output_stages(cfg)`` runs the four output
+jobs in DAG order through :mod:`ifm_eval.outputs.stages` (each checks that it wrote exactly
+its declared outputs). The real DAG is exercised by tests/test_outputs_contract.py.
 """
 
 from __future__ import annotations
@@ -12,10 +20,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ifm_eval import paths as P
+from ifm_eval.config import validate_config
+from ifm_eval.estimators.specs import expand_models
+from ifm_eval.outputs import targets as OT
+from ifm_eval.stage_io import StageIO
+from ifm_eval.workflow_support import estimate_meta, estimate_tidy, model_names
+
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "data" / "raw" / "reference"
 OUTCOMES = {"employment": "employed", "training": "in_training", "language": "b1_holders"}
-ESTIMATORS = ["callaway_santanna", "sun_abraham", "imputation", "twfe"]
+ESTIMATORS = ["callaway_santanna", "sun_abraham", "imputation", "twfe_dynamic"]
 
 
 def fake_config(root: Path, lang: str = "de", source: str = "synthetic") -> dict:
@@ -113,6 +128,10 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
         {"ags": np.repeat(ags, 2), "post_id": [f"S{i:05d}" for i in range(2 * n)]}
     ).iloc[: int(1.3 * n)]
     posts.to_parquet(proc / "ingest" / "im_posts.parquet")
+    (proc / "reference").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"ags": ags, "name": [f"Gemeinde {a}" for a in ags], "kreis": [a[:5] for a in ags],
+                  "population": np.random.default_rng(8).integers(800, 60000, n), "urbanisation": [int(a[-1]) % 3 + 1 for a in ags]}
+                 ).to_parquet(proc / "reference" / "municipalities.parquet")
     # panel ---------------------------------------------------------------------
     pm = pd.period_range("2015-01", "2020-12", freq="M")
     panel = pd.DataFrame([(a, p) for a in ags for p in pm], columns=["ags", "period"])
@@ -148,18 +167,34 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
             "reason": ["masked", "", ""],
         }
     ).to_csv(proc / "panel" / "lineage.csv", index=False)
-    pd.DataFrame(
-        {
-            "variable": ["refugees", "employed", "in_training", "b1_holders"],
-            "n_missing": [0, 120, 300, 4000],
-            "share_missing": [0.0, 0.021, 0.052, 0.69],
-            "n_masked": [0, 311, 412, 0],
-        }
-    ).to_csv(proc / "panel" / "data_quality.csv", index=False)
+    # data quality in the layout of the panel stage: coverage per source, variable and month
+    # (share = reported / units) and item non-response per wave and raw variable
+    cov = []
+    for src, var, reported, masked in [("refugees_au", "refugees", 1.0, 0), ("employment_ba", "employed", 0.979, 4),
+                                       ("training", "in_training", 0.948, 6), ("language_b1", "b1_holders", 0.31, 0)]:
+        for m in pm[:12]:
+            cov.append({"table": "coverage", "source": src, "variable": var, "month": m.to_timestamp().strftime("%Y-%m-%d"),
+                        "n_units": float(n), "n_reported": float(round(reported * n)), "share": round(reported * n) / n,
+                        "n_masked": float(masked)})
+    inr = [{"table": "item_nonresponse", "variable": v, "wave": w, "harmonised": h, "n": 37.0, "n_refused": r, "n_dont_know": 1.0,
+            "n_not_applicable": 0.0, "n_not_asked": 0.0, "n_system": 0.0, "n_unknown_code": 0.0, "n_missing": r + 1.0,
+            "share_missing": (r + 1.0) / 37} for v, w, h, r in [("F2_personen", "w1", "im_persons_w1", 2.0),
+                                                                 ("F3_doku", "w1", "doc_mode", 0.0),
+                                                                 ("Q7_alter", "w3", "min_age", 3.0)]]
+    pd.DataFrame(cov + inr).to_csv(proc / "panel" / "data_quality.csv", index=False)
     # estimates -------------------------------------------------------------------
     (res / "estimates").mkdir(parents=True, exist_ok=True)
     ev = np.arange(-12, 25)
     truth = {}
+    cfg["models"] = {}
+    for o in OUTCOMES:
+        for e in ESTIMATORS:
+            cfg["models"][f"{e}_{o}"] = {"estimator": e, "outcome": f"rate_{o}", "cluster": "kreis", "role": "main",
+                                         "event_window": [-12, 24]}
+        for variant, extra in (("nevertreated", {"control_group": "never_treated"}), ("ant3", {"anticipation": 3})):
+            cfg["models"][f"callaway_santanna_{o}_{variant}"] = {"estimator": "callaway_santanna", "outcome": f"rate_{o}",
+                                                                  "cluster": "kreis", **extra}
+    specs = expand_models(cfg)
     for o in OUTCOMES:
         path = np.where(ev >= 0, att_scale * 2.0 * np.minimum(1, (ev + 1) / 12), 0.0)
         truth[o] = {str(int(e)): float(v) for e, v in zip(ev, path, strict=True)}
@@ -168,7 +203,7 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
             ("callaway_santanna", f"callaway_santanna_{o}_ant3"),
         ]
         for k, (estimator, name) in enumerate(variants):
-            est = path + rng.normal(0, 0.3, len(ev)) + (0.8 if estimator == "twfe" else 0)
+            est = path + rng.normal(0, 0.3, len(ev)) + (0.8 if estimator == "twfe_dynamic" else 0)
             se = np.full(len(ev), 0.35)
             rows = pd.DataFrame(
                 {
@@ -252,19 +287,15 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
             rows["time"] = rows["time"].astype("Int64")
             rows["event_time"] = rows["event_time"].astype("Int64")
             rows.to_parquet(res / "estimates" / f"{name}.parquet")
-            spec = {
-                "estimator": estimator,
-                "outcome": f"rate_{o}",
-                "control_group": "not_yet_treated",
-                "anticipation": 3 if name.endswith("ant3") else 0,
-                "cluster": "kreis",
-                "main": name == f"{estimator}_{o}",
-            }
             meta = {
-                "spec": spec,
-                "input_sha256": "ab" * 32,
-                "versions": {"numpy": "2"},
-                "runtime_s": 1.5 + k,
+                "model": name,
+                "estimator": estimator,
+                "status": "ok",
+                "spec": specs[name],
+                "input": {"path": "panel.parquet", "sha256": "ab" * 32},
+                "packages": {"numpy": "2"},
+                "runtime_seconds": 1.5 + k,
+                "n_clusters": 8,
                 "warnings": [],
             }
             (res / "estimates" / f"{name}.json").write_text(json.dumps(meta), encoding="utf-8")
@@ -310,8 +341,59 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
         ),
         encoding="utf-8",
     )
-    (root / "logs" / "bench").mkdir(parents=True, exist_ok=True)
-    (root / "logs" / "bench" / "panel.tsv").write_text(
-        "s\th:m:s\tmax_rss\n12.5\t0:00:12\t300\n", encoding="utf-8"
-    )
-    return cfg
+    return validate_config(cfg)
+
+
+def check_results(root: Path, threshold: int) -> list:
+    """:func:`ifm_eval.outputs.disclosure.check_files` over every CSV and Parquet under
+    ``root`` -- declared or not (the stage itself only checks its declared files)."""
+    from ifm_eval.outputs.disclosure import check_files
+
+    return check_files(sorted(p for p in Path(root).rglob("*") if p.suffix in {".csv", ".parquet"}), threshold)
+
+
+# ---------------------------------------------------------------- the output jobs
+def stage_io(cfg: dict, stage: str) -> StageIO:
+    """The declared files of one output job, as its rule in workflow/rules/outputs.smk."""
+    models = model_names(cfg)
+    fig, tab = OT.figures_dir(cfg), OT.tables_dir(cfg)
+    outs = OT.outcomes(cfg, models)
+    synthetic = cfg["data"]["source"] == "synthetic"
+    truth_counts = {"truth_counts": P.truth_counts_path(cfg)} if synthetic else {}
+    geo = {"geo_gemeinden": P.reference_path(cfg, "geo_gemeinden"), "geo_kreise": P.reference_path(cfg, "geo_kreise")}
+    estimates = {"tidy": estimate_tidy(cfg), "meta": estimate_meta(cfg)}
+    if stage == "descriptives":
+        return StageIO.of(stage, {"survey": P.processed_path(cfg, "survey_harmonised"), "treatment": P.processed_path(cfg, "treatment"),
+                                  "members": P.processed_path(cfg, "funding_members"), "posts": P.processed_path(cfg, "im_posts"),
+                                  "frame": P.processed_path(cfg, "municipalities"), **geo},
+                          {"figures": OT.descriptive_figure_paths(cfg), "pdfs": OT.descriptive_figure_paths(cfg, "pdf"),
+                           "shares": tab / "descriptives_shares.csv", "comparison": tab / "descriptives_comparison.html",
+                           "comparison_other": [tab / f"descriptives_comparison.{f}" for f in ("csv", "tex")]})
+    if stage == "figures":
+        return StageIO.of(stage, {**estimates, "panel": P.processed_path(cfg, "panel"), **truth_counts, **geo},
+                          {"event_study": [fig / f"event_study_{o}.png" for o in outs],
+                           "raw_trends": [fig / f"raw_trends_{o}.png" for o in outs],
+                           "heatmap": [fig / f"group_time_heatmap_{o}.png" for o in outs],
+                           "robustness": fig / "robustness.png", "robustness_data": OT.robustness_data_path(cfg),
+                           "cohort_map": fig / "cohort_map.png", "pdfs": OT.figure_paths(cfg, models, fmt="pdf"),
+                           "trend_data": [fig / f"raw_trends_{o}.csv" for o in outs]})
+    if stage == "tables":
+        return StageIO.of(stage, {**estimates, "panel": P.processed_path(cfg, "panel"), "lineage": P.processed_path(cfg, "lineage"),
+                                  "quality": P.processed_path(cfg, "data_quality"), **truth_counts},
+                          {"html": OT.table_paths(cfg, "html"), "csv": OT.table_paths(cfg, "csv"), "tex": OT.table_paths(cfg, "tex")})
+    if stage == "report":
+        html, pdf = OT.report_paths(cfg)
+        truth = {"truth": P.truth_path(cfg), **truth_counts} if synthetic else {}
+        return StageIO.of(stage, {"figures": OT.figure_paths(cfg, models) + OT.descriptive_figure_paths(cfg),
+                                  "tables": OT.table_paths(cfg, "csv") + [tab / "descriptives_comparison.csv", tab / "descriptives_shares.csv"],
+                                  **estimates, "panel": P.processed_path(cfg, "panel"), **truth},
+                          {"html": html, "pdf": pdf})
+    raise KeyError(stage)
+
+
+def run_output_stages(cfg: dict, stages: tuple[str, ...] = ("descriptives", "figures", "tables", "report")) -> None:
+    """Run the output jobs in DAG order, each with exactly its declared files."""
+    from ifm_eval.outputs import stages as S
+
+    for stage in stages:
+        getattr(S, stage)(cfg, stage_io(cfg, stage))

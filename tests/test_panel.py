@@ -15,10 +15,12 @@ import admin_fixtures as F
 import numpy as np
 import pandas as pd
 import pytest
+import wiring
 
-from ifm_eval import panel, paths, treatment
+from ifm_eval import panel, paths
 from ifm_eval.config import validate_config
-from ifm_eval.ingest import admin
+from ifm_eval.frame import load_frame
+from ifm_eval.sources import OUTCOME_SOURCES
 
 REQUIRED = {
     "ags": "string",
@@ -65,17 +67,7 @@ REQUIRED = {
 
 
 def _pipeline(cfg: dict, with_surveys: bool = False) -> pd.DataFrame:
-    for key in admin.ADMIN_SOURCES:
-        admin.ingest_source(cfg, key)
-    if with_surveys:
-        try:
-            from ifm_eval.ingest.surveys import harmonise_surveys
-        except ImportError:
-            pass
-        else:
-            harmonise_surveys(cfg)
-    treatment.run(cfg)
-    return panel.run(cfg)
+    return wiring.upto_panel(cfg, surveys=with_surveys)
 
 
 @pytest.fixture(scope="module")
@@ -212,22 +204,17 @@ def test_side_tables(fx: tuple) -> None:
 
 def test_deterministic(fx: tuple) -> None:
     cfg, p = fx
-    again = panel.build_panel(cfg)
+    again = panel.build_panel(
+        cfg, load_frame(paths.processed_path(cfg, "municipalities")),
+        pd.read_parquet(paths.processed_path(cfg, "treatment")),
+        pd.read_parquet(paths.processed_path(cfg, "survey_harmonised")),
+        {k: pd.read_parquet(paths.processed_path(cfg, k)) for k in OUTCOME_SOURCES})
     pd.testing.assert_frame_equal(p, again)
 
 
 # --------------------------------------------------------------------------- stand-in data
-try:
-    from ifm_eval.synth import generate
-except ImportError as exc:  # pragma: no cover - generator not installed
-    generate = None
-    _why = f"ifm_eval.synth not importable: {exc}"
-
-
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    if generate is None:
-        pytest.skip(_why)
     root = tmp_path_factory.mktemp("synth")
     cfg = validate_config(
         {
@@ -243,7 +230,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "synth": {"scale": 0.03},
         }
     )
-    generate(cfg)
+    wiring.synth(cfg)
     p = _pipeline(cfg, with_surveys=True)
     truth = json.loads(paths.truth_path(cfg).read_text(encoding="utf-8"))
     counts = pd.read_parquet(Path(cfg["data"]["synthetic_dir"]) / "truth_counts.parquet")
@@ -312,8 +299,6 @@ def test_synth_panel_side_tables(synth: dict) -> None:
 
 
 def test_synth_survey_moderators_merged(synth: dict) -> None:
-    if not paths.processed_path(synth["cfg"], "survey_harmonised").is_file():
-        pytest.skip("survey harmonisation not available")
     one = synth["panel"].drop_duplicates("ags")
     for col in (
         "capacity_before_vza",

@@ -86,9 +86,9 @@ def tiny(tmp_path):
 @pytest.mark.parametrize("name", [f"t_{e}" for e in ESTIMATORS] + ["t_weighted_sample"])
 def test_end_to_end_exact_schema(tiny, name):
     cfg, _, panel_path = tiny
-    tidy, meta = run_model(cfg, name)
     pq = Path(cfg["data"]["results_dir"]) / "estimates" / f"{name}.parquet"
     js = pq.with_suffix(".json")
+    tidy, meta = run_model(cfg, name, panel_path, out=(pq, js))
     back = pd.read_parquet(pq)
     for frame in (tidy, back):
         assert tuple(frame.columns) == TIDY_COLUMNS
@@ -121,24 +121,33 @@ def test_end_to_end_exact_schema(tiny, name):
 
 
 def test_sample_rule_and_cluster_fill_are_reported(tiny):
-    cfg, _, _ = tiny
-    _, meta = run_model(cfg, "t_weighted_sample", write=False)
+    cfg, _, panel_path = tiny
+    _, meta = run_model(cfg, "t_weighted_sample", panel_path)
     assert meta["cohort_column"] == "g_first_post"
     assert any("sample 'urbanisation != 3'" in w for w in meta["warnings"])
     assert any("without verband_id" in w for w in meta["warnings"])
 
 
-def test_cli_estimate_and_list_models(tiny, capsys):
+def test_cli_estimate_and_list_models(tiny, capsys, caplog):
     from ifm_eval.cli import main
 
-    _, path, _ = tiny
+    _, path, panel_path = tiny
     assert main(["list-models", "--config", str(path)]) == 0
     names = capsys.readouterr().out.split()
     assert names == [f"t_{e}" for e in ESTIMATORS] + ["t_weighted_sample"]
-    assert main(["estimate", "--config", str(path), "--model", "t_gardner"]) == 0
     cfg = load_config(path)
-    assert (Path(cfg["data"]["results_dir"]) / "estimates" / "t_gardner.parquet").is_file()
-    assert main(["estimate", "--config", str(path), "--model", "nope"]) == 1
+    out = Path(cfg["data"]["results_dir"]) / "estimates" / "t_gardner"
+    used = Path(cfg["data"]["processed_dir"]) / "estimates" / "t_gardner_used.parquet"
+    io = ["--in", f"panel={panel_path}", "--out", f"tidy={out}.parquet", "--out", f"meta={out}.json",
+          "--out", f"used={used}"]
+    assert main(["estimate", "--config", str(path), "--model", "t_gardner", *io]) == 0
+    assert out.with_suffix(".parquet").is_file() and out.with_suffix(".json").is_file()
+    u = pd.read_parquet(used)
+    assert list(u.columns) == ["unit", "time", "cohort", "event_time", "weight", "headline"] and len(u) > 0
+    assert main(["estimate", "--config", str(path), "--model", "nope", *io]) == 1
+    # the rule and the stage must agree on the files: a missing output is an error naming it
+    assert main(["estimate", "--config", str(path), "--model", "t_gardner", *io[:4]]) == 1
+    assert "missing output(s) ['meta', 'used']" in caplog.text
 
 
 def _run_standin(fx: dict, estimator: str, outcome: str = "rate_employment"):
@@ -151,7 +160,7 @@ def _run_standin(fx: dict, estimator: str, outcome: str = "rate_employment"):
     spec = expand_models(cfg)[name]
     raw = {k: v for k, v in spec.items() if k != "inference"}  # analytic SEs (fast)
     cfg["models"] = {name: raw}
-    tidy, meta = run_model(cfg, name, panel=fx["panel"], write=False, strict=True)
+    tidy, meta = run_model(cfg, name, fx["panel"], strict=True)
     spec = expand_models(cfg)[name]
     cells = fx.get("_cells")
     if cells is None:
@@ -218,7 +227,7 @@ def test_stand_in_static_twfe_is_off(standin_panel):
 def test_main_cs_spec_shape_runs(tiny):
     """The shipped main Callaway-Sant'Anna spec combines covariates, Kreis clusters and
     the seeded multiplier bootstrap (uniform bands): that combination must run."""
-    cfg, _, _ = tiny
+    cfg, _, panel_path = tiny
     cfg = copy.deepcopy(cfg)
     cfg["models"] = {
         "cs_boot": {
@@ -230,14 +239,14 @@ def test_main_cs_spec_shape_runs(tiny):
             "inference": {"type": "bootstrap", "draws": 99, "seed": 1},
         }
     }
-    tidy, _ = run_model(cfg, "cs_boot", write=False)
+    tidy, _ = run_model(cfg, "cs_boot", panel_path)
     es = tidy[tidy["kind"] == "event_time"]
     assert es["cband_low"].notna().all()
     assert (es["cband_low"] <= es["ci_low"] + 1e-12).all()
 
 
 def test_not_estimable_spec_writes_empty_result(tiny):
-    cfg, _, _ = tiny
+    cfg, _, panel_path = tiny
     cfg = copy.deepcopy(cfg)
     cfg["models"] = {
         "nothing": {
@@ -246,9 +255,9 @@ def test_not_estimable_spec_writes_empty_result(tiny):
             "sample": "g == 0 or g == 5",
         }
     }  # one cohort, no control
-    tidy, meta = run_model(cfg, "nothing")
+    tidy, meta = run_model(cfg, "nothing", panel_path)
     assert meta["status"] == "not_estimable" and "sun_abraham" in meta["error"]
     assert len(tidy) == 0 and tuple(tidy.columns) == TIDY_COLUMNS
     assert {c: str(t) for c, t in tidy.dtypes.items()} == TIDY_SCHEMA
     with pytest.raises(ValueError):
-        run_model(cfg, "nothing", write=False, strict=True)
+        run_model(cfg, "nothing", panel_path, strict=True)

@@ -20,13 +20,14 @@ import pytest
 from ifm_eval import paths
 from ifm_eval.config import load_config
 from ifm_eval.reference import read_gemeindeverzeichnis
+from ifm_eval.sources import SURVEY_SOURCES
 from ifm_eval.synth import generate, rng_for
 from ifm_eval.synth.persons import simulate_persons, true_effects
 from ifm_eval.synth.structure import build_structure
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 0.02
-SURVEY_FILES = {paths.RAW_FILES[k] for k in paths.SURVEY_KEYS}
+SURVEY_FILES = {paths.RAW_FILES[k] for k in SURVEY_SOURCES}
 
 
 def _cfg(seed: int | None = None, scale: float = SCALE) -> dict:
@@ -42,7 +43,7 @@ def _cfg(seed: int | None = None, scale: float = SCALE) -> dict:
 def gen(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
     cfg = _cfg()
-    summary = generate(cfg, out_dir=out)
+    summary = generate(cfg, paths.reference_path(cfg, "gv"), out)
     truth = json.loads((out / "truth.json").read_text(encoding="utf-8"))
     counts = pd.read_parquet(out / "truth_counts.parquet")
     return {"dir": out, "cfg": cfg, "summary": summary, "truth": truth, "counts": counts}
@@ -356,7 +357,7 @@ def _digest(path: Path) -> str:
 
 def test_same_seed_byte_identical_other_seed_differs(gen, tmp_path):
     again = tmp_path / "again"
-    generate(copy.deepcopy(gen["cfg"]), out_dir=again)
+    generate(copy.deepcopy(gen["cfg"]), paths.reference_path(gen["cfg"], "gv"), again)
     own = [v for v in paths.RAW_FILES.values() if v not in SURVEY_FILES] + ["truth_counts.parquet"]
     for rel in own:
         assert _digest(gen["dir"] / rel) == _digest(again / rel), rel
@@ -367,7 +368,7 @@ def test_same_seed_byte_identical_other_seed_differs(gen, tmp_path):
     assert t0 == t1
 
     other = tmp_path / "other"
-    generate(_cfg(seed=gen["cfg"]["seed"] + 1), out_dir=other)
+    generate(_cfg(seed=gen["cfg"]["seed"] + 1), paths.reference_path(gen["cfg"], "gv"), other)
     for rel in own:
         assert _digest(gen["dir"] / rel) != _digest(other / rel), rel
 
@@ -437,13 +438,9 @@ def test_zero_effect_gives_exactly_zero(gen):
 def test_cli_registers_synth():
     from ifm_eval.cli import build_parser
 
-    args = build_parser().parse_args(["synth", "--seed", "3", "--scale", "0.5", "--out-dir", "x"])
-    assert (
-        args.seed == 3
-        and args.scale == 0.5
-        and args.out_dir == "x"
-        and args.config == "config.yaml"
-    )
+    args = build_parser().parse_args(["synth", "--in", "gv=g.csv", "--out", "truth=x/truth.json"])
+    assert args.command.name == "synth" and args.config == "config.yaml"
+    assert args.inputs == ["gv=g.csv"] and args.outputs == ["truth=x/truth.json"]
 
 
 def test_hazard_ratio_ramp_cohort_capacity_anticipation(gen):

@@ -17,6 +17,7 @@ import pytest
 
 from ifm_eval import paths
 from ifm_eval.reference import municipalities, read_gemeindeverzeichnis
+from ifm_eval.sources import SURVEY_SOURCES
 from ifm_eval.synth.survey_attributes import TARGETS, draw_survey_attributes, marginals
 from ifm_eval.synth.surveys import fix_timestamp, write_surveys
 
@@ -219,7 +220,7 @@ def test_joint_verbaende_share_all_answers(structure, attrs):
 # --------------------------------------------------------------------------- files
 def test_files_readable_with_labels(written):
     cfg, res = written
-    for key in paths.SURVEY_KEYS:
+    for key in SURVEY_SOURCES:
         p = res[key]
         assert p.exists() and p.stat().st_size > 0
         reader = pyreadstat.read_dta if p.suffix == ".dta" else pyreadstat.read_sav
@@ -283,12 +284,12 @@ def test_byte_identical_for_same_seed(structure, attrs, tmp_path):
     for run in ("a", "b"):
         cfg = cfg_for(tmp_path / run)
         res = write_surveys(sub, sposts, sattrs, cfg, np.random.default_rng(3), paths.raw_dir(cfg))
-        digests.append({k: res[k].read_bytes() for k in paths.SURVEY_KEYS})
+        digests.append({k: res[k].read_bytes() for k in SURVEY_SOURCES})
         if run == "a":
             import time
 
             time.sleep(1.1)  # a different wall-clock second must not change the bytes
-    for k in paths.SURVEY_KEYS:
+    for k in SURVEY_SOURCES:
         assert digests[0][k] == digests[1][k], k
         reader = pyreadstat.read_dta if k == "survey_w3" else pyreadstat.read_sav
         _, meta = reader(str(res[k]), metadataonly=True)

@@ -7,9 +7,10 @@ from pathlib import Path
 import admin_fixtures as F
 import pandas as pd
 import pytest
+import wiring
 
 from ifm_eval import paths, treatment
-from ifm_eval.ingest import admin
+from ifm_eval.frame import load_frame
 from ifm_eval.lineage import Lineage
 
 
@@ -58,12 +59,12 @@ def fixture_cfg(tmp_path_factory: pytest.TempPathFactory) -> dict:
     F.write_admin_fixture(root)
     cfg = F.config(root)
     for key in ("funding_applications", "im_posts"):
-        admin.ingest_source(cfg, key)
+        wiring.ingest(cfg, key)
     return cfg
 
 
 def test_treatment_table(fixture_cfg: dict) -> None:
-    t = treatment.run(fixture_cfg)
+    t = wiring.treatment(fixture_cfg)
     assert len(t) == 1101 and t["ags"].is_unique and t["ags"].is_monotonic_increasing
     tt = t.set_index("ags")
     for ags, (half, first, last) in F.EXPECTED_START.items():
@@ -91,7 +92,7 @@ def test_configured_rule(fixture_cfg: dict, rule: str) -> None:
     cfg = {**fixture_cfg, "panel": {**fixture_cfg["panel"], "treatment_rule": rule}}
     t = treatment.build_treatment(
         cfg,
-        admin.load_frame(cfg),
+        load_frame(paths.processed_path(cfg, "municipalities")),
         pd.read_parquet(paths.processed_path(cfg, "funding_members")),
         pd.read_parquet(paths.processed_path(cfg, "im_posts")),
         Lineage("t"),
@@ -108,7 +109,7 @@ def test_member_without_posts_is_never_treated(fixture_cfg: dict, tmp_path: Path
     posts = pd.read_parquet(paths.processed_path(fixture_cfg, "im_posts"))
     posts = posts.loc[posts["ags"] != F.C]
     lin = Lineage("t")
-    t = treatment.build_treatment(fixture_cfg, admin.load_frame(fixture_cfg), members, posts, lin)
+    t = treatment.build_treatment(fixture_cfg, load_frame(paths.processed_path(fixture_cfg, "municipalities")), members, posts, lin)
     row = t.set_index("ags").loc[F.C]
     assert row["applied"] and row["applied_no_posts"] and row["never_treated"]
     assert any(r.step == "members without posts" for r in lin.records)

@@ -2,8 +2,9 @@
 
 One row per (AGS, month) for all 1,101 municipalities of the reference frame and every
 month ``panel.start .. panel.end``. Built from the processed ingest files, the treatment
-table and (if present) the harmonised survey moderators; writes the panel Parquet, a data
-dictionary, the concatenated lineage table and a data-quality table.
+table and the harmonised survey moderators (:func:`build_panel`, on frames); the ``panel``
+job (:func:`run`) reads exactly the files its rule declares and writes the panel Parquet, a
+data dictionary, the concatenated lineage table and a data-quality table.
 
 Masked counts (BA style, ``*`` = 1 or 2 persons): the point value follows
 ``panel.masked_count_rule`` (midpoint 1.5, lower 1, upper 2); the bounds are always kept
@@ -21,9 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ifm_eval import paths
+from ifm_eval.frame import load_frame
 from ifm_eval.lineage import COLUMNS as LINEAGE_COLUMNS
 from ifm_eval.lineage import Lineage
+from ifm_eval.months import month_index, panel_months, panel_window
+from ifm_eval.sources import LINEAGE_STAGES, OUTCOME_SOURCES
+from ifm_eval.stage_io import StageIO
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +109,6 @@ SURVEY_MODERATORS: dict[str, tuple[str, ...]] = {
     "decision_maker": ("decision_maker", "decides_methods", "who_decides"),
 }
 
-OUTCOME_SOURCES = ("refugees_au", "employment_ba", "training", "language_b1")
-
 #: Longest run of unreported months of the B1 stock that ``panel.b1_gap_fill`` fills.
 B1_MAX_GAP = 2
 
@@ -133,10 +135,69 @@ def fill_stock_gaps(wide: np.ndarray, max_gap: int = B1_MAX_GAP) -> np.ndarray:
     return out
 
 
-def month_index(ts: pd.Series | pd.Timestamp) -> Any:
-    if isinstance(ts, pd.Timestamp):
-        return ts.year * 12 + ts.month - 1
-    return ts.dt.year * 12 + ts.dt.month - 1
+#: outcome source -> the panel column whose reporting defines the source's gaps
+GAP_COLUMNS: dict[str, str] = {"refugees_au": "refugees", "employment_ba": "employed",
+                               "training": "in_training", "language_b1": "b1_holders"}
+#: months / municipalities a gap record of the lineage names before "... and n more" (the
+#: data-quality table lists every one)
+GAP_NAME_LIMIT = 50
+GAP_DETAIL = {
+    "month": "no municipality has a value in this month",
+    "municipality": "no value in any month of the panel window",
+    "all_sources": "in no outcome source in any month (merged, dissolved or re-keyed "
+                   "municipality? see the ingest lineage for unknown AGS)",
+}
+
+
+def outcome_gaps(panel: pd.DataFrame, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Gaps of the outcome sources in the panel, by name: months in which a source has no
+    value for any municipality (``kind = month``), municipalities without a value in any
+    month (``municipality``), and municipalities without a value in any source
+    (``all_sources``: a merger or a key the files do not use). Columns ``kind, source,
+    variable, month, ags, name, detail``; one row per month / municipality."""
+    cols = {k: v for k, v in GAP_COLUMNS.items() if v in panel.columns}
+    names = (frame.assign(ags=frame["ags"].astype(str)).set_index("ags")["name"]
+             if frame is not None and "name" in frame.columns else pd.Series(dtype=object))
+    rows: list[dict[str, Any]] = []
+    if not cols or panel.empty:
+        return pd.DataFrame(columns=["kind", "source", "variable", "month", "ags", "name", "detail"])
+    by_month = panel.groupby("month", sort=True)[list(cols.values())].count()
+    by_ags = panel.groupby("ags", sort=True)[list(cols.values())].count()
+    none_at_all = by_ags.index[(by_ags == 0).all(axis=1)]
+    for src, col in cols.items():
+        for m in by_month.index[by_month[col] == 0]:
+            rows.append({"kind": "month", "source": src, "variable": col, "month": m, "ags": pd.NA,
+                         "name": pd.NA, "detail": GAP_DETAIL["month"]})
+        for a in by_ags.index[(by_ags[col] == 0) & ~by_ags.index.isin(none_at_all)]:
+            rows.append({"kind": "municipality", "source": src, "variable": col, "month": pd.NaT,
+                         "ags": a, "name": names.get(a, pd.NA), "detail": GAP_DETAIL["municipality"]})
+    for a in none_at_all:
+        rows.append({"kind": "all_sources", "source": "+".join(cols), "variable": "+".join(cols.values()),
+                     "month": pd.NaT, "ags": a, "name": names.get(a, pd.NA),
+                     "detail": GAP_DETAIL["all_sources"]})
+    out = pd.DataFrame(rows, columns=["kind", "source", "variable", "month", "ags", "name", "detail"])
+    out["month"] = pd.to_datetime(out["month"])
+    return out
+
+
+def _log_gaps(gaps: pd.DataFrame, n_rows: int, lineage: Lineage) -> None:
+    """One lineage record per source and kind of gap, naming every month / municipality."""
+    for (kind, src), g in gaps.groupby(["kind", "source"], sort=False):
+        more = f" ... and {len(g) - GAP_NAME_LIMIT} more" if len(g) > GAP_NAME_LIMIT else ""
+        shown = g.head(GAP_NAME_LIMIT)
+        if kind == "month":
+            what = ", ".join(f"{m:%Y-%m}" for m in shown["month"]) + more
+            step = f"gap: {src} months without any value"
+        else:
+            what = ", ".join(f"{a} {n}" if isinstance(n, str) else str(a)
+                             for a, n in zip(shown["ags"], shown["name"], strict=True)) + more
+            step = ("gap: municipalities in no outcome source" if kind == "all_sources"
+                    else f"gap: {src} municipalities without any value")
+        lineage.add("panel", step, n_rows, n_rows, "flag",
+                    f"{len(g)} {'month(s)' if kind == 'month' else 'municipality(ies)'}: {what} "
+                    f"({GAP_DETAIL[kind]}; NaN in the panel; listed in data_quality, table gap)",
+                    n_affected=len(g))
+        log.warning("panel: %s: %d", step, len(g))
 
 
 def _g(cohort: pd.Series, start: pd.Timestamp, lineage: Lineage, label: str, n_months: int) -> pd.Series:
@@ -151,66 +212,47 @@ def _g(cohort: pd.Series, start: pd.Timestamp, lineage: Lineage, label: str, n_m
     return g.fillna(0).astype("int64")
 
 
-def _load_optional(cfg: dict[str, Any], key: str, lineage: Lineage) -> pd.DataFrame | None:
-    p = paths.processed_path(cfg, key)
-    if p.is_file():
-        return pd.read_parquet(p)
-    lineage.add("panel", f"missing {key}", 0, 0, "impute",
-                f"{p} not found: its panel columns are missing (NaN)", n_affected=0)
-    log.warning("panel: %s missing; columns left empty", p)
-    return None
-
-
-def survey_moderators(cfg: dict[str, Any], lineage: Lineage) -> pd.DataFrame | None:
-    p = paths.processed_path(cfg, "survey_harmonised")
-    if not p.is_file():
-        lineage.add("panel", "survey moderators", 0, 0, "impute",
-                    f"{p} not found: survey moderators ({', '.join(SURVEY_MODERATORS)}) left missing",
-                    n_affected=0)
-        log.warning("panel: harmonised survey file missing; moderators left empty")
-        return None
-    s = pd.read_parquet(p)
+def survey_moderators(survey: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
+    """The moderators of :data:`SURVEY_MODERATORS` from the harmonised survey table."""
+    s = survey.copy()
     if "ags" not in s.columns:
-        raise ValueError(f"{p}: no 'ags' column")
+        raise ValueError("harmonised survey table has no 'ags' column")
     s["ags"] = s["ags"].astype("str")
     if s["ags"].duplicated().any():
-        raise ValueError(f"{p}: more than one row per AGS ({s.loc[s['ags'].duplicated(), 'ags'].iloc[0]})")
+        raise ValueError(f"harmonised survey table has more than one row per AGS "
+                         f"({s.loc[s['ags'].duplicated(), 'ags'].iloc[0]})")
     out = pd.DataFrame({"ags": s["ags"]})
     found = []
     for name, cands in SURVEY_MODERATORS.items():
         col = next((c for c in cands if c in s.columns), None)
         if col is None:
-            lineage.add("panel", f"survey {name}", len(s), len(s), "impute",
-                        f"no column for {name} ({cands}) in {p.name}: left missing", n_affected=0)
-            continue
+            raise ValueError(f"harmonised survey table has no column for moderator {name} "
+                             f"(looked for {list(cands)})")
         found.append(name)
         v = s[col]
-        if isinstance(v.dtype, pd.CategoricalDtype):
-            v = v.astype("str")
-        out[name] = v
+        out[name] = v.astype("str") if isinstance(v.dtype, pd.CategoricalDtype) else v
     if "organisation" in s.columns:
         v = s["organisation"]
         out["organisation_survey"] = v.astype("str") if isinstance(v.dtype, pd.CategoricalDtype) else v
     lineage.add("panel", "survey moderators", len(s), len(s), "read",
-                f"moderators {found} merged from {p.name} ({len(s)} municipalities)")
+                f"moderators {found} merged from the harmonised survey table ({len(s)} municipalities)")
     return out
 
 
-def build_panel(cfg: dict[str, Any], lineage: Lineage | None = None) -> pd.DataFrame:
-    """Assemble the panel from the processed files (see module docstring)."""
-    from ifm_eval.ingest.admin import load_frame
-
+def build_panel(cfg: dict[str, Any], frame: pd.DataFrame, treatment: pd.DataFrame,
+                survey: pd.DataFrame, outcomes: dict[str, pd.DataFrame],
+                lineage: Lineage | None = None) -> pd.DataFrame:
+    """Assemble the panel (see module docstring) from the municipality ``frame``, the
+    ``treatment`` table, the harmonised ``survey`` table and the processed ``outcomes``
+    (every key of :data:`ifm_eval.sources.OUTCOME_SOURCES`)."""
     lineage = lineage or Lineage("panel")
-    start = pd.Timestamp(cfg["panel"]["start"] + "-01")
-    end = pd.Timestamp(cfg["panel"]["end"] + "-01")
-    if end < start:
-        raise ValueError(f"panel.end {cfg['panel']['end']} before panel.start {cfg['panel']['start']}")
-    months = pd.date_range(start, end, freq="MS")
-    frame = load_frame(cfg).sort_values("ags").reset_index(drop=True)
-    tp = paths.processed_path(cfg, "treatment")
-    if not tp.is_file():
-        raise FileNotFoundError(f"{tp} missing: run `ifm-eval treatment` first")
-    treat = pd.read_parquet(tp)
+    start, end = panel_window(cfg)
+    months = panel_months(cfg)
+    missing_src = [k for k in OUTCOME_SOURCES if k not in outcomes]
+    if missing_src:
+        raise ValueError(f"build_panel: outcome source(s) {missing_src} not given")
+    frame = frame.sort_values("ags").reset_index(drop=True)
+    treat = treatment.copy()
     treat["ags"] = treat["ags"].astype("str")
     na, nm = len(frame), len(months)
 
@@ -245,16 +287,13 @@ def build_panel(cfg: dict[str, Any], lineage: Lineage | None = None) -> pd.DataF
     m["urbanisation"] = urb.astype("int64") if urb.notna().all() else urb  # int codes 1-3
     m["kreis"] = m["kreis"].astype("str")
     m["kreis_type"] = m["kreis_type"].astype("str")
-    sv = survey_moderators(cfg, lineage)
-    if sv is not None:
-        unknown = ~sv["ags"].isin(m["ags"])
-        if unknown.any():
-            lineage.add("panel", "survey AGS not in frame", len(sv), len(sv) - int(unknown.sum()), "drop",
-                        f"{int(unknown.sum())} survey rows with AGS outside the frame not merged")
-        m = m.merge(sv.loc[~unknown], on="ags", how="left", validate="one_to_one")
-    for name in SURVEY_MODERATORS:
-        if name not in m.columns:
-            m[name] = np.nan if name.endswith("_vza") else pd.array([pd.NA] * len(m), dtype="str")
+    sv = survey_moderators(survey, lineage)
+    unknown = ~sv["ags"].isin(m["ags"])
+    if unknown.any():
+        lineage.add("panel", "survey AGS not in frame", len(sv), len(sv) - int(unknown.sum()), "drop",
+                    f"{int(unknown.sum())} survey rows with AGS outside the frame not merged: "
+                    f"{sorted(sv.loc[unknown, 'ags'])[:10]}")
+    m = m.merge(sv.loc[~unknown], on="ags", how="left", validate="one_to_one")
     panel = panel.merge(m.drop(columns=[c for c in m.columns if c.startswith("cohort_")
                                         and c != "cohort_month"] + ["refugees_2017_09_15"]),
                         on="ags", how="left", validate="many_to_one")
@@ -262,12 +301,7 @@ def build_panel(cfg: dict[str, Any], lineage: Lineage | None = None) -> pd.DataF
     # outcomes
     def merge(key: str, cols: dict[str, str]) -> None:
         nonlocal panel
-        df = _load_optional(cfg, key, lineage)
-        if df is None:
-            for out in cols.values():
-                panel[out] = False if out.endswith("_masked") else np.nan
-            return
-        df = df.copy()
+        df = outcomes[key].copy()
         df["ags"] = df["ags"].astype("str")
         df["month"] = pd.to_datetime(df["month"]).astype("datetime64[ns]")
         inside = df["month"].between(start, end) & df["ags"].isin(frame["ags"])
@@ -294,6 +328,7 @@ def build_panel(cfg: dict[str, Any], lineage: Lineage | None = None) -> pd.DataF
     merge("training", {"in_training": "in_training", "in_training_lo": "training_lo",
                        "in_training_hi": "training_hi", "in_training_masked": "training_masked"})
     merge("language_b1", {"b1_holders": "b1_holders"})
+    _log_gaps(outcome_gaps(panel, frame), len(panel), lineage)
 
     # derived
     panel["event_time"] = pd.array(np.where(panel["g"] > 0, panel["t"] - panel["g"], 0), dtype="Int64")
@@ -350,19 +385,16 @@ def data_dictionary(panel: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-STAGE_ORDER = ("ingest_funding_applications", "ingest_im_posts", "ingest_kpi_reports",
-               "ingest_refugees_au", "ingest_employment_ba", "ingest_training",
-               "ingest_language_b1", "ingest_case_management")
-
-
-def concat_lineage(cfg: dict[str, Any]) -> pd.DataFrame:
-    """All per-stage lineage tables (ingest, survey, harmonise, treatment, panel) in one."""
-    d = paths.lineage_path(cfg, "x").parent
-    files = sorted(d.glob("*.csv")) if d.is_dir() else []
-    order = {s: i for i, s in enumerate(STAGE_ORDER)}
-    files.sort(key=lambda f: (order.get(f.stem, 50 if f.stem not in ("treatment", "panel")
-                                         else (80 if f.stem == "treatment" else 90)), f.stem))
-    frames = [pd.read_csv(f) for f in files if f.stat().st_size > 0]
+def concat_lineage(files: list[Path]) -> pd.DataFrame:
+    """The per-stage lineage tables in pipeline order (:data:`ifm_eval.sources.
+    LINEAGE_STAGES`, then the panel's own), one table."""
+    order = {s: i for i, s in enumerate((*LINEAGE_STAGES, "panel"))}
+    unknown = [f for f in files if Path(f).stem not in order]
+    if unknown:
+        raise ValueError(f"lineage file(s) of unknown stage(s): {[str(f) for f in unknown]} "
+                         f"(stages: {', '.join(order)})")
+    files = sorted(files, key=lambda f: order[Path(f).stem])
+    frames = [pd.read_csv(f) for f in files if Path(f).stat().st_size > 0]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=LINEAGE_COLUMNS)
@@ -371,9 +403,12 @@ def concat_lineage(cfg: dict[str, Any]) -> pd.DataFrame:
                + [c for c in out.columns if c not in LINEAGE_COLUMNS]]
 
 
-def data_quality(cfg: dict[str, Any], panel: pd.DataFrame) -> pd.DataFrame:
+def data_quality(panel: pd.DataFrame, kpi: pd.DataFrame, case_management: pd.DataFrame,
+                 item_nonresponse: pd.DataFrame, frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """Coverage by source and month, masked cells, agreement of the case-management export
-    with the outcome files, and item non-response of the surveys (if available)."""
+    with the outcome files, and item non-response of the surveys. Gaps of the outcome
+    sources are listed by name (``table = gap``, one row per month or municipality, with
+    ``ags``, ``name`` (from ``frame``) and ``detail``; see :func:`outcome_gaps`)."""
     rows = []
     n_units = panel["ags"].nunique()
     cover = {"refugees_au": "refugees", "employment_ba": "employed", "training": "in_training",
@@ -387,9 +422,8 @@ def data_quality(cfg: dict[str, Any], panel: pd.DataFrame) -> pd.DataFrame:
             rows.append({"table": "coverage", "source": src, "variable": col, "wave": pd.NA,
                          "month": month, "n_units": n_units, "n_reported": int(n),
                          "share": n / n_units, "n_masked": int(msk.loc[month])})
-    kp = paths.processed_path(cfg, "kpi_reports")
-    if kp.is_file():
-        k = pd.read_parquet(kp)
+    if kpi is not None:
+        k = kpi
         treated = panel.drop_duplicates("ags")
         for q, sub in k.groupby("quarter_start"):
             n_started = int(((treated["cohort_month"].notna()) & (treated["cohort_month"] <= q + pd.offsets.QuarterEnd(0))).sum())
@@ -397,9 +431,8 @@ def data_quality(cfg: dict[str, Any], panel: pd.DataFrame) -> pd.DataFrame:
                          "wave": pd.NA, "month": q, "n_units": n_started,
                          "n_reported": int(sub["clients"].notna().sum()),
                          "share": sub["clients"].notna().sum() / max(n_started, 1), "n_masked": 0})
-    cp = paths.processed_path(cfg, "case_management")
-    if cp.is_file():
-        c = pd.read_parquet(cp)
+    if case_management is not None:
+        c = case_management.copy()
         c["ags"] = c["ags"].astype("str")
         j = panel[["ags", "month", "refugees", "employed", "employed_masked", "in_training",
                    "training_masked", "b1_holders"]].merge(
@@ -414,39 +447,44 @@ def data_quality(cfg: dict[str, Any], panel: pd.DataFrame) -> pd.DataFrame:
             rows.append({"table": "agreement", "source": "case_management", "variable": col,
                          "wave": pd.NA, "month": pd.NaT, "n_units": int(ok.sum()),
                          "n_reported": int(eq), "share": eq / max(int(ok.sum()), 1), "n_masked": 0})
+    gaps = outcome_gaps(panel, frame)
+    for r in gaps.itertuples(index=False):
+        rows.append({"table": "gap", "source": r.source, "variable": r.variable, "wave": pd.NA,
+                     "month": r.month, "n_units": n_units if r.kind == "month" else 1,
+                     "n_reported": 0, "share": 0.0, "n_masked": 0, "ags": r.ags, "name": r.name,
+                     "detail": f"{r.kind}: {r.detail}"})
     dq = pd.DataFrame(rows)
-    try:
-        from ifm_eval.ingest.surveys import item_nonresponse
-    except ImportError:
-        item_nonresponse = None
-    if item_nonresponse is not None:
-        try:
-            inr = item_nonresponse(cfg)
-        except Exception as exc:  # survey stage not run: keep the admin part
-            log.warning("item non-response not available: %s", exc)
-            inr = None
-        if inr is not None and len(inr):
-            inr = inr.copy()
-            inr.insert(0, "table", "item_nonresponse")
-            dq = pd.concat([dq, inr], ignore_index=True)
+    if len(item_nonresponse):
+        inr = item_nonresponse.copy()
+        inr.insert(0, "table", "item_nonresponse")
+        dq = pd.concat([dq, inr], ignore_index=True)
     return dq
 
 
-def run(cfg: dict[str, Any]) -> pd.DataFrame:
+def run(cfg: dict[str, Any], io: StageIO) -> pd.DataFrame:
+    """The ``panel`` job. Inputs: ``frame``, ``treatment``, ``survey`` (harmonised),
+    ``item_nonresponse``, ``kpi_reports``, ``case_management``, one per outcome source
+    (:data:`~ifm_eval.sources.OUTCOME_SOURCES`) and ``lineage`` (every upstream stage's
+    lineage table). Outputs: ``panel``, ``dictionary``, ``lineage``, ``quality``, and
+    ``panel_lineage`` (this stage's own records)."""
+    io.require(inputs=("frame", "treatment", "survey", "item_nonresponse", "kpi_reports",
+                       "case_management", *OUTCOME_SOURCES, "lineage"),
+               outputs=("panel", "dictionary", "lineage", "quality", "panel_lineage"))
     t0 = time.perf_counter()
     lineage = Lineage("panel")
-    panel = build_panel(cfg, lineage)
-    out = paths.processed_path(cfg, "panel")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    outcomes = {k: pd.read_parquet(io.input(k)) for k in OUTCOME_SOURCES}
+    frame = load_frame(io.input("frame"))
+    panel = build_panel(cfg, frame, pd.read_parquet(io.input("treatment")),
+                        pd.read_parquet(io.input("survey")), outcomes, lineage)
+    out = io.output("panel")
     panel.to_parquet(out, index=False)
-    data_dictionary(panel).to_csv(paths.processed_path(cfg, "data_dictionary"), index=False)
-    lineage.write(paths.lineage_path(cfg, "panel"))
-    concat_lineage(cfg).to_csv(paths.processed_path(cfg, "lineage"), index=False)
-    data_quality(cfg, panel).to_csv(paths.processed_path(cfg, "data_quality"), index=False)
+    data_dictionary(panel).to_csv(io.output("dictionary"), index=False)
+    lineage.write(io.output("panel_lineage"))
+    concat_lineage([*io.input_list("lineage"), io.output("panel_lineage")]).to_csv(
+        io.output("lineage"), index=False)
+    data_quality(panel, pd.read_parquet(io.input("kpi_reports")),
+                 pd.read_parquet(io.input("case_management")),
+                 pd.read_csv(io.input("item_nonresponse")), frame).to_csv(io.output("quality"), index=False)
     log.info("panel: %d rows x %d columns -> %s (%.1f s)", len(panel), panel.shape[1], out,
              time.perf_counter() - t0)
     return panel
-
-
-def read_panel(cfg: dict[str, Any]) -> pd.DataFrame:
-    return pd.read_parquet(Path(paths.processed_path(cfg, "panel")))

@@ -1,10 +1,14 @@
-"""Where every file of the pipeline lives.
+"""Where every file of the pipeline lives: the layout the Snakemake rules declare.
+
+Only the workflow (``Snakefile``, ``workflow/rules/*.smk`` through
+:mod:`ifm_eval.workflow_support`) and the in-process test wiring use this module; stages
+never do: they receive their files from the rule (:mod:`ifm_eval.stage_io`).
 
 The raw inputs are read from ``data/raw/`` when ``data.source: raw`` (the confidential real
 files, dropped in by a researcher) and from ``data/synthetic/`` when ``data.source:
 synthetic`` (the stand-in files written by ``ifm-eval synth``). Both trees have the same
-layout, documented in ``data/raw/README.md``; the reference frame is always read from
-``data/raw/reference/``.
+layout (:data:`ifm_eval.sources.SOURCES`, documented in ``data/raw/README.md``); the
+reference frame is always read from ``data/raw/reference/``.
 """
 
 from __future__ import annotations
@@ -12,30 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-#: Raw inputs, relative to the raw directory. Keys are used by Snakemake rules and readers.
-RAW_FILES: dict[str, str] = {
-    "funding_applications": "funding/foerderantraege_im.xlsx",
-    "im_posts": "funding/im_stellen.csv",
-    "kpi_reports": "funding/kennzahlen_quartal.xlsx",
-    "survey_w1": "surveys/w1_datenerfassung_2018-08.sav",
-    "survey_w2": "surveys/w2_stand_integration_1_2018-12.sav",
-    "survey_w3": "surveys/w3_rahmenbedingungen_2019-03.dta",
-    "survey_w4": "surveys/w4_integrationsmanager_2019-06.sav",
-    "survey_w5": "surveys/w5_stand_integration_2_2019-11.sav",
-    "refugees_au": "outcomes/gefluechtete_au_monat.csv",
-    "employment_ba": "outcomes/ba_beschaeftigte_asylherkunft.csv",
-    "training": "outcomes/ausbildung_weiterbildung.csv",
-    "language_b1": "outcomes/sprachzertifikate_b1.csv",
-    "case_management": "casemanagement/fallmanagement_export.csv",
-}
+from ifm_eval.sources import LINEAGE_STAGES, SOURCES
+
+#: Raw inputs, relative to the raw directory (derived from the source registry).
+RAW_FILES: dict[str, str] = {k: s.path for k, s in SOURCES.items()}
 
 REFERENCE_FILES: dict[str, str] = {
     "gv": "destatis_gv_auszug_bw.csv",
     "geo_gemeinden": "vg5000_bw_gemeinden_2021.geojson",
     "geo_kreise": "vg5000_bw_kreise_2021.geojson",
 }
-
-SURVEY_KEYS = ("survey_w1", "survey_w2", "survey_w3", "survey_w4", "survey_w5")
 
 
 def raw_dir(cfg: dict[str, Any]) -> Path:
@@ -86,19 +76,19 @@ PROCESSED_FILES: dict[str, str] = {
     "training": "ingest/training.parquet",
     "language_b1": "ingest/language_b1.parquet",
     "case_management": "ingest/case_management_monthly.parquet",
-    "survey_w1": "ingest/survey_w1.parquet",
-    "survey_w2": "ingest/survey_w2.parquet",
-    "survey_w3": "ingest/survey_w3.parquet",
-    "survey_w4": "ingest/survey_w4.parquet",
-    "survey_w5": "ingest/survey_w5.parquet",
+    **{k: f"ingest/{k}.parquet" for k, s in SOURCES.items() if s.kind == "survey"},
     "survey_harmonised": "harmonise/survey_municipality.parquet",
     "key_report": "harmonise/key_matching_report.csv",
+    "item_nonresponse": "harmonise/item_nonresponse.csv",
     "treatment": "harmonise/treatment.parquet",
     "panel": "panel/panel.parquet",
     "data_dictionary": "panel/data_dictionary.csv",
     "lineage": "panel/lineage.csv",
     "data_quality": "panel/data_quality.csv",
 }
+_missing = {o for s in SOURCES.values() for o in s.outputs} - set(PROCESSED_FILES)
+if _missing:  # pragma: no cover - registry and layout out of step
+    raise RuntimeError(f"processed files of sources without a path: {sorted(_missing)}")
 
 
 def processed_path(cfg: dict[str, Any], key: str) -> Path:
@@ -107,11 +97,24 @@ def processed_path(cfg: dict[str, Any], key: str) -> Path:
 
 
 def lineage_path(cfg: dict[str, Any], stage: str) -> Path:
-    """Per-stage lineage table (rows in/out and reasons), concatenated by the panel stage."""
+    """Lineage table of one stage (:data:`ifm_eval.sources.LINEAGE_STAGES` or ``panel``)."""
+    if stage not in (*LINEAGE_STAGES, "panel"):
+        raise KeyError(f"no lineage table for stage {stage!r}")
     return processed_dir(cfg) / "lineage" / f"{stage}.csv"
+
+
+def lineage_paths(cfg: dict[str, Any]) -> list[Path]:
+    """The lineage tables of every stage before the panel (inputs of the panel job)."""
+    return [lineage_path(cfg, s) for s in LINEAGE_STAGES]
 
 
 def estimate_paths(cfg: dict[str, Any], model: str) -> tuple[Path, Path]:
     """Tidy estimates (Parquet) and run metadata (JSON) of one model specification."""
     base = results_dir(cfg) / "estimates"
     return base / f"{model}.parquet", base / f"{model}.json"
+
+
+def used_path(cfg: dict[str, Any], model: str) -> Path:
+    """The treated observations one model's estimates average over (municipality-level:
+    under ``data/``, never under ``results/``)."""
+    return processed_dir(cfg) / "estimates" / f"{model}_used.parquet"

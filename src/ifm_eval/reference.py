@@ -12,7 +12,6 @@ Regierungsbezirke, population 11,100,394 (31.12.2019).
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -149,10 +148,3 @@ def run(gv_path: str | Path, out_path: str | Path) -> pd.DataFrame:
     frame.to_parquet(out_path, index=False)
     log.info("reference frame: %s", summary(frame))
     return frame
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reference", help="parse the Destatis Gemeindeverzeichnis into the municipality frame")
-    p.add_argument("--gv", required=True, help="GV-ISys extract (CSV)")
-    p.add_argument("--out", required=True, help="output Parquet")
-    p.set_defaults(func=lambda a: run(a.gv, a.out))

@@ -16,7 +16,7 @@ refugees on 15.09.2017 (funding sheet), share-weighted post VZÄ, and the organi
 employs the posts), otherwise ``traeger`` when the posts (dominant by VZÄ) are employed by
 a Freier Träger, else ``gemeinde``; the dominant employer is kept in ``employer_type``/``_name``.
 
-Writes ``processed_path(cfg, 'treatment')`` with all three rule variants as columns.
+The ``treatment`` job (:func:`run`) writes one table with all three rule variants as columns.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ifm_eval import paths
+from ifm_eval.frame import load_frame
 from ifm_eval.lineage import Lineage
+from ifm_eval.stage_io import StageIO
 
 log = logging.getLogger(__name__)
 
@@ -141,25 +142,16 @@ def build_treatment(cfg: dict[str, Any], frame: pd.DataFrame, members: pd.DataFr
     return t
 
 
-def _require(cfg: dict[str, Any], key: str, source: str) -> pd.DataFrame:
-    p = paths.processed_path(cfg, key)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p} missing: run `ifm-eval ingest --source {source}` first")
-    return pd.read_parquet(p)
-
-
-def run(cfg: dict[str, Any]) -> pd.DataFrame:
-    from ifm_eval.ingest.admin import load_frame
-
+def run(cfg: dict[str, Any], io: StageIO) -> pd.DataFrame:
+    """The ``treatment`` job. Inputs ``frame``, ``members`` (funding members), ``posts``;
+    outputs ``treatment`` and ``lineage``."""
+    io.require(inputs=("frame", "members", "posts"), outputs=("treatment", "lineage"))
     lineage = Lineage("treatment")
-    frame = load_frame(cfg)
-    members = _require(cfg, "funding_members", "funding_applications")
-    posts = _require(cfg, "im_posts", "im_posts")
-    t = build_treatment(cfg, frame, members, posts, lineage)
-    out = paths.processed_path(cfg, "treatment")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    t = build_treatment(cfg, load_frame(io.input("frame")), pd.read_parquet(io.input("members")),
+                        pd.read_parquet(io.input("posts")), lineage)
+    out = io.output("treatment")
     t.to_parquet(out, index=False)
-    lineage.write(paths.lineage_path(cfg, "treatment"))
+    lineage.write(io.output("lineage"))
     log.info("treatment: %d municipalities, %d treated (%s) -> %s", len(t),
              int((~t["never_treated"]).sum()), t["treatment_rule"].iloc[0], out)
     return t

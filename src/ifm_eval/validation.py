@@ -41,6 +41,7 @@ truth-comparison table, the report and the event-study truth overlay.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -247,16 +248,54 @@ def matched_truth(cell_frame: pd.DataFrame, spec: dict[str, Any], tidy: pd.DataF
                         max(e_sel) if e_sel else None, n)
 
 
-def load_cell_effects(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> pd.DataFrame | None:
-    """:func:`cell_effects` of a stand-in run (panel + ``truth_counts.parquet``), or None
-    for real data or without ``truth_counts.parquet``."""
-    from ifm_eval import paths as P
+def truth_of_used(cells: pd.DataFrame, outcome: str, used: pd.DataFrame,
+                  headline: dict[str, Any] | None) -> MatchedTruth:
+    """Planted truth matched to one estimate from the treated observations it used.
 
-    if cfg.get("data", {}).get("source", "synthetic") != "synthetic":
-        return None
-    tcp = P.truth_counts_path(cfg)
-    if not tcp.is_file():
-        return None
-    if panel is None:
-        panel = pd.read_parquet(P.processed_path(cfg, "panel"))
-    return cell_effects(panel, pd.read_parquet(tcp))
+    ``cells``: :func:`cell_effects` of the panel; ``used``: the estimate's used treated
+    observations (``unit, time, event_time, weight, headline``, see
+    :func:`ifm_eval.estimators.design.used_frame`); ``headline``: its
+    ``info["headline"]``. The path is the weighted mean of the true cell effects by event
+    time; the headline either the mean of that path over ``headline["event_times"]``
+    (``aggregation: event_time_mean``) or the weighted mean over the rows flagged
+    ``headline`` (``observations``)."""
+    tcol = tau_column(outcome)
+    if tcol not in cells:
+        raise KeyError(f"no true cell effects for {outcome!r} (outcomes: {sorted(OUTCOME_STOCKS)})")
+    tau = cells[[UNIT, TIME, tcol]].rename(columns={UNIT: "unit", TIME: "time", tcol: "tau"})
+    tau["unit"] = tau["unit"].astype("str")
+    u = used.assign(unit=used["unit"].astype("str"), time=used["time"].astype("int64"))
+    d = u.merge(tau.assign(time=tau["time"].astype("int64")), on=["unit", "time"], how="left",
+                validate="many_to_one").rename(columns={UNIT: "unit", "weight": "w"})
+    d = d.assign(e=d["event_time"])
+    p = d[d["e"].notna() & np.isfinite(d["tau"])]
+    grp = p.groupby("e")
+    path = pd.DataFrame({
+        "truth": grp.apply(_wmean, include_groups=False) if len(p) else pd.Series(dtype=float),
+        "n_units": grp["unit"].nunique(), "n_obs": grp.size(),
+    }).sort_index()
+    path.index = path.index.astype(int)
+    path.index.name = "event_time"
+    headline = headline or {}
+    term, agg = headline.get("term"), headline.get("aggregation", "observations")
+    overall, e_sel, n = None, [], 0
+    if agg == "event_time_mean":
+        e_sel = sorted({int(e) for e in headline.get("event_times", [])} & set(path.index))
+        if e_sel:
+            overall = float(path.loc[e_sel, "truth"].mean())
+            n = int(path.loc[e_sel, "n_obs"].sum())
+        agg_name = "dynamic"
+    else:
+        post = d[d["headline"].astype(bool)]
+        if len(post):
+            overall = _wmean(post)
+            e_sel = sorted({int(e) for e in (post["time"] - post["cohort"])})
+            n = len(post)
+        agg_name = "treated_obs"
+    return MatchedTruth(path, term, overall, agg_name, min(e_sel) if e_sel else None,
+                        max(e_sel) if e_sel else None, n)
+
+
+def load_cell_effects(panel: pd.DataFrame, truth_counts: str | Path) -> pd.DataFrame:
+    """:func:`cell_effects` of a stand-in run: the panel and its ``truth_counts.parquet``."""
+    return cell_effects(panel, pd.read_parquet(truth_counts))

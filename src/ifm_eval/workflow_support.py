@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +18,45 @@ def module_files(*names: str) -> list[str]:
 
     Listed as rule inputs so that editing the implementing code reruns the rule (Snakemake
     does not track imported package modules by itself). A package name lists all its
-    ``.py`` files (and YAML codebooks).
+    ``.py`` files (and YAML data files). A name that is neither a file nor a package is an
+    error: a rule must not silently lose the dependency on its code.
     """
     files: list[str] = []
     for name in names:
         path = PACKAGE_DIR / name
         if path.is_dir():
             files += sorted(str(p) for p in path.rglob("*") if p.suffix in {".py", ".yaml"})
-        elif path.exists():
+        elif path.is_file():
             files.append(str(path))
+        else:
+            raise FileNotFoundError(f"module_files: {name!r} is not a module or package of "
+                                    f"ifm_eval ({PACKAGE_DIR})")
     return files
 
 
-def effective_config_file(cfg: dict[str, Any], path: str | Path = ".snakemake/ifm_eval/config.yaml") -> str:
+def cli_io(wildcards: Any, input: Any, output: Any) -> str:
+    """``--in NAME=PATH`` / ``--out NAME=PATH`` arguments from a rule's named inputs and
+    outputs (the ``code`` inputs, which only trigger reruns, are left out). Used as a params
+    function, so the stage CLI receives exactly the files the rule declares."""
+    parts: list[str] = []
+    for flag, files in (("--in", input), ("--out", output)):
+        for name, value in files.items():
+            if name == "code":
+                continue
+            for p in [value] if isinstance(value, str) else list(value):
+                parts.append(f"{flag} {shlex.quote(f'{name}={p}')}")
+    return " ".join(parts)
+
+
+def effective_config_file(cfg: dict[str, Any], path: str | Path = ".snakemake/ifm_eval/config.yaml",
+                          absolute: bool = False) -> str:
     """Write the validated config for the stage CLIs; rewrite only if the content changed."""
     path = Path(path)
     text = yaml.safe_dump(cfg, sort_keys=True, allow_unicode=True)
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return str(path)
+    return str(path.resolve() if absolute else path)
 
 
 def model_names(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -47,7 +67,20 @@ def model_names(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def estimate_outputs(cfg: dict[str, Any]) -> list[str]:
+    """Tidy and metadata files of every configured model (the declared list of specs)."""
     out: list[str] = []
     for name in model_names(cfg):
         out += [str(p) for p in paths.estimate_paths(cfg, name)]
     return out
+
+
+def estimate_tidy(cfg: dict[str, Any]) -> list[str]:
+    return [str(paths.estimate_paths(cfg, n)[0]) for n in model_names(cfg)]
+
+
+def estimate_meta(cfg: dict[str, Any]) -> list[str]:
+    return [str(paths.estimate_paths(cfg, n)[1]) for n in model_names(cfg)]
+
+
+def estimate_used(cfg: dict[str, Any]) -> list[str]:
+    return [str(paths.used_path(cfg, n)) for n in model_names(cfg)]

@@ -9,21 +9,25 @@ wildcard_constraints:
 rule estimate:
     input:
         panel=P.processed_path(CFG, "panel"),
-        code=module_files("estimators"),
+        code=module_files("estimators", "cli.py", "stage_io.py"),
     output:
         tidy=P.results_dir(CFG) / "estimates" / "{model}.parquet",
         meta=P.results_dir(CFG) / "estimates" / "{model}.json",
+        used=P.processed_dir(CFG) / "estimates" / "{model}_used.parquet",  # = P.used_path
     params:
         config=CONFIG_FILE,
         spec=lambda wc: MODELS[wc.model],
+        io=cli_io,
     threads: 1
     resources:
         mem_mb=3000,
     conda:
         ENV
+    shadow:
+        SHADOW
     log:
         LOGS / "estimate" / "{model}.log",
     benchmark:
         LOGS / "bench" / "estimate" / "{model}.tsv"
     shell:
-        "ifm-eval estimate --config {params.config} --model {wildcards.model} > {log} 2>&1"
+        "ifm-eval estimate --config {params.config} --model {wildcards.model} {params.io} > {log} 2>&1"

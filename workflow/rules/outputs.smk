@@ -1,8 +1,11 @@
 # Outputs: descriptive replication of the short report, result figures and tables, the final
-# report (HTML + PDF) and the disclosure check over everything under results/.
-# Thin rules: each calls one `ifm-eval <subcommand>`; the implementing modules are inputs.
-# Needs from the Snakefile: CFG, CONFIG_FILE, SYNTHETIC, MODELS, ENV, LOGS, P, module_files,
-# estimate_outputs. The lead adds OUTPUT_TARGETS to `rule all`.
+# report (HTML + PDF) and the disclosure check over every published table.
+# Thin rules: each calls one `ifm-eval <subcommand>` with its declared files (params.io); the
+# implementing modules are inputs. Figures, tables and the report read exactly the estimates
+# of the configured models (estimate_tidy / estimate_meta), never a directory listing, and
+# each job checks that it wrote exactly its declared outputs. Main specifications are those
+# with role: main in their metadata. The report (package outputs/report, texts in
+# outputs/report/strings.yaml) requires every table and figure it shows as an input.
 
 from ifm_eval.outputs import targets as OT
 
@@ -11,8 +14,10 @@ OUT_FIG = OT.figures_dir(CFG)
 OUT_TAB = OT.tables_dir(CFG)
 OUT_REPORT_HTML, OUT_REPORT_PDF = OT.report_paths(CFG)
 OUT_CODE_COMMON = ["outputs/__init__.py", "outputs/style.py", "outputs/tablefmt.py", "outputs/targets.py",
-                   "outputs/disclosure.py", "outputs/cli.py"]
+                   "outputs/disclosure.py", "outputs/stages.py", "cli.py", "stage_io.py"]
 OUTPUT_TARGETS = [str(OUT_REPORT_HTML), str(OUT_REPORT_PDF), str(OT.disclosure_check_path(CFG))]
+GEO = dict(geo_gemeinden=P.reference_path(CFG, "geo_gemeinden"), geo_kreise=P.reference_path(CFG, "geo_kreise"))
+TRUTH_COUNTS = dict(truth_counts=P.truth_counts_path(CFG)) if SYNTHETIC else {}
 
 
 rule descriptives:
@@ -22,7 +27,7 @@ rule descriptives:
         members=P.processed_path(CFG, "funding_members"),
         posts=P.processed_path(CFG, "im_posts"),
         frame=P.processed_path(CFG, "municipalities"),
-        geo=[P.reference_path(CFG, "geo_gemeinden"), P.reference_path(CFG, "geo_kreise")],
+        **GEO,
         code=module_files(*OUT_CODE_COMMON, "outputs/descriptives.py"),
     output:
         figures=[
@@ -46,22 +51,26 @@ rule descriptives:
     params:
         config=CONFIG_FILE,
         language=CFG["report"]["language"],
+        io=cli_io,
     conda:
         ENV
+    shadow:
+        SHADOW
     log:
         LOGS / "outputs" / "descriptives.log",
     benchmark:
         LOGS / "bench" / "outputs" / "descriptives.tsv"
     shell:
-        "ifm-eval descriptives --config {params.config} > {log} 2>&1"
+        "ifm-eval descriptives --config {params.config} {params.io} > {log} 2>&1"
 
 
 rule figures:
     input:
-        estimates=estimate_outputs(CFG),
+        tidy=estimate_tidy(CFG),
+        meta=estimate_meta(CFG),
         panel=P.processed_path(CFG, "panel"),
-        truth=[P.truth_path(CFG), P.truth_counts_path(CFG)] if SYNTHETIC else [],
-        geo=[P.reference_path(CFG, "geo_gemeinden"), P.reference_path(CFG, "geo_kreise")],
+        **TRUTH_COUNTS,
+        **GEO,
         code=module_files(*OUT_CODE_COMMON, "outputs/figures.py", "outputs/descriptives.py", "outputs/truth.py", "validation.py"),
     output:
         event_study=[
@@ -97,6 +106,7 @@ rule figures:
             category="2 Ergebnisse",
             subcategory="Robustheit",
         ),
+        robustness_data=OT.robustness_data_path(CFG),
         cohort_map=report(
             OUT_FIG / "cohort_map.png",
             caption="../report/cohort_map.rst",
@@ -109,26 +119,29 @@ rule figures:
         config=CONFIG_FILE,
         language=CFG["report"]["language"],
         min_cell=CFG["disclosure"]["min_cell"],
+        io=cli_io,
     resources:
         mem_mb=2000,
     conda:
         ENV
+    shadow:
+        SHADOW
     log:
         LOGS / "outputs" / "figures.log",
     benchmark:
         LOGS / "bench" / "outputs" / "figures.tsv"
     shell:
-        "ifm-eval figures --config {params.config} > {log} 2>&1"
+        "ifm-eval figures --config {params.config} {params.io} > {log} 2>&1"
 
 
 rule tables:
     input:
-        estimates=estimate_outputs(CFG),
+        tidy=estimate_tidy(CFG),
+        meta=estimate_meta(CFG),
         panel=P.processed_path(CFG, "panel"),
-        survey=P.processed_path(CFG, "survey_harmonised"),
         lineage=P.processed_path(CFG, "lineage"),
         quality=P.processed_path(CFG, "data_quality"),
-        truth=[P.truth_path(CFG), P.truth_counts_path(CFG)] if SYNTHETIC else [],
+        **TRUTH_COUNTS,
         code=module_files(*OUT_CODE_COMMON, "outputs/tables.py", "outputs/figures.py", "outputs/truth.py", "validation.py"),
     output:
         html=[
@@ -146,24 +159,28 @@ rule tables:
         config=CONFIG_FILE,
         language=CFG["report"]["language"],
         min_cell=CFG["disclosure"]["min_cell"],
+        io=cli_io,
     conda:
         ENV
+    shadow:
+        SHADOW
     log:
         LOGS / "outputs" / "tables.log",
     benchmark:
         LOGS / "bench" / "outputs" / "tables.tsv"
     shell:
-        "ifm-eval tables --config {params.config} > {log} 2>&1"
+        "ifm-eval tables --config {params.config} {params.io} > {log} 2>&1"
 
 
 rule report:
     input:
         figures=OT.figure_paths(CFG, MODELS) + OT.descriptive_figure_paths(CFG),
-        tables=OT.table_paths(CFG, "csv") + [OUT_TAB / "descriptives_comparison.csv"],
-        estimates=estimate_outputs(CFG),
+        tables=OT.table_paths(CFG, "csv") + [OUT_TAB / "descriptives_comparison.csv", OUT_TAB / "descriptives_shares.csv"],
+        tidy=estimate_tidy(CFG),
+        meta=estimate_meta(CFG),
         panel=P.processed_path(CFG, "panel"),
-        truth=[P.truth_path(CFG), P.truth_counts_path(CFG)] if SYNTHETIC else [],
-        code=module_files(*OUT_CODE_COMMON, "outputs/report.py", "outputs/figures.py", "outputs/truth.py", "validation.py"),
+        **(dict(truth=P.truth_path(CFG), **TRUTH_COUNTS) if SYNTHETIC else {}),
+        code=module_files(*OUT_CODE_COMMON, "outputs/report", "outputs/figures.py", "outputs/truth.py", "validation.py"),
     output:
         html=report(
             OUT_REPORT_HTML,
@@ -174,36 +191,43 @@ rule report:
     params:
         config=CONFIG_FILE,
         language=CFG["report"]["language"],
-        logs=LOGS,
+        io=cli_io,
     conda:
         ENV
+    shadow:
+        SHADOW
     log:
         LOGS / "outputs" / "report.log",
     benchmark:
         LOGS / "bench" / "outputs" / "report.tsv"
     shell:
-        "ifm-eval report --config {params.config} --logs {params.logs} > {log} 2>&1"
+        "ifm-eval report --config {params.config} {params.io} > {log} 2>&1"
 
 
 rule check_disclosure:
     input:
-        OUT_REPORT_HTML,
-        OUT_REPORT_PDF,
-        rules.descriptives.output,
-        rules.figures.output,
-        rules.tables.output,
-        estimate_outputs(CFG),
-        code=module_files("outputs/disclosure.py", "outputs/cli.py"),
+        files=[
+            OUT_REPORT_HTML,
+            OUT_REPORT_PDF,
+            *rules.descriptives.output,
+            *rules.figures.output,
+            *rules.tables.output,
+            *estimate_tidy(CFG),
+        ],
+        code=module_files("outputs/disclosure.py", "outputs/stages.py", "cli.py", "stage_io.py"),
     output:
-        OT.disclosure_check_path(CFG),
+        check=OT.disclosure_check_path(CFG),
     params:
         config=CONFIG_FILE,
         min_cell=CFG["disclosure"]["min_cell"],
+        io=cli_io,
     conda:
         ENV
+    shadow:
+        SHADOW
     log:
         LOGS / "outputs" / "check_disclosure.log",
     benchmark:
         LOGS / "bench" / "outputs" / "check_disclosure.tsv"
     shell:
-        "ifm-eval check-disclosure --config {params.config} --out {output} > {log} 2>&1"
+        "ifm-eval check-disclosure --config {params.config} {params.io} > {log} 2>&1"

@@ -96,6 +96,7 @@ reused for the aggregations; bootstrap SEs use exact order statistics from row s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,6 +119,7 @@ from ._cs_influence import (
     nocov_tables,
     rcond1_batch,
 )
+from .results import EstimateResult
 
 __all__ = ["callaway_santanna", "CSResult", "CSAggregate"]
 
@@ -196,6 +198,79 @@ class CSResult:
         cells and universal base cells are zero. Built on first access for fits
         without covariates (held in factored form until then)."""
         return self._op.full()
+
+    def to_result(self, window: tuple[int, int] | None = None, balance_e: int | None = None) -> EstimateResult:
+        """The result in the tidy schema of :mod:`.results`: every ATT(g,t) cell (``att_gt``),
+        the aggregations of ``did::aggte`` (``overall`` rows ``att``/``dynamic``/``group``/
+        ``calendar`` and their ``event_time``/``group``/``calendar`` tables; the dynamic one
+        restricted to ``window``), the dropped cells in ``info`` and the treated
+        observations behind the estimated post-treatment cells (``used``)."""
+        lo, hi = window if window is not None else (None, None)
+        a = self.att_gt
+        rows = [pd.DataFrame({
+            "kind": "att_gt", "term": [f"g{int(g)}_t{int(t)}" for g, t in zip(a["cohort"], a["time"], strict=True)],
+            "cohort": a["cohort"], "time": a["time"], "event_time": a["event_time"], "estimate": a["att"],
+            "se": a["se"], "ci_low": a["ci_low"], "ci_high": a["ci_high"],
+            "cband_low": a["cband_low"], "cband_high": a["cband_high"]})]
+        warns = list(self.warnings)
+        label = {"dynamic": "event_time", "group": "cohort", "calendar": "time"}
+        kind_of = {"dynamic": "event_time", "group": "group", "calendar": "calendar"}
+        headline_events: list[int] = []
+        for agg_kind in ("simple", "dynamic", "group", "calendar"):
+            try:
+                if agg_kind == "dynamic":
+                    agg = self.aggregate("dynamic", min_e=lo, max_e=hi, balance_e=balance_e)
+                else:
+                    agg = self.aggregate(agg_kind)
+            except ValueError as exc:  # e.g. no event time in the window: report, keep the rest
+                if agg_kind == "simple":
+                    raise
+                warns.append(f"aggregate {agg_kind} failed: {exc}")
+                continue
+            warns.extend(f"aggregate {agg_kind}: {w}" for w in agg.warnings)
+            rows.append(pd.DataFrame({"kind": ["overall"], "term": ["att" if agg_kind == "simple" else agg_kind],
+                                      "estimate": [agg.overall], "se": [agg.overall_se]}))
+            if agg_kind != "simple" and agg.table is not None:
+                t = agg.table
+                key = label[agg_kind]
+                prefix = {"event_time": "e", "cohort": "g", "time": "t"}[key]
+                frame = pd.DataFrame({
+                    "kind": kind_of[agg_kind],
+                    "term": [f"{prefix}{int(v):+d}" if key == "event_time" else f"{prefix}{int(v)}" for v in t[key]],
+                    "estimate": t["estimate"], "se": t["se"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
+                    "cband_low": t["cband_low"], "cband_high": t["cband_high"]})
+                frame["event_time" if key == "event_time" else key] = t[key].to_numpy()
+                rows.append(frame)
+                if agg_kind == "dynamic":
+                    headline_events = [int(e) for e, v in zip(t["event_time"], t["estimate"], strict=True)
+                                       if e >= 0 and np.isfinite(v)]
+        table = pd.concat(rows, ignore_index=True)
+        info: dict[str, Any] = {"headline": {"term": "dynamic", "aggregation": "event_time_mean",
+                                             "event_times": headline_events}}
+        dropped = self.dropped_cells
+        if len(dropped):
+            warns.append(f"{len(dropped)} ATT(g,t) cell(s) dropped (no overlap / no data / few comparison units)")
+            info["dropped_cells"] = dropped.astype(object).where(dropped.notna(), None).to_dict(orient="records")
+        return EstimateResult("callaway_santanna", table, int(self.n_units), None, self.n_clusters, warns, info,
+                              used=self.used())
+
+    def used(self) -> pd.DataFrame:
+        """The treated observations behind the estimated post-treatment ATT(g,t): every
+        unit of cohort ``g`` (balanced panel) at period ``t``, with its weight."""
+        a = self.att_gt
+        post = a[(a["event_time"] >= 0) & a["att"].notna() & ~a["universal_base"]]
+        coh = self._unit_cohort
+        order = np.argsort(coh, kind="stable")
+        vals, start, counts = np.unique(coh[order], return_index=True, return_counts=True)
+        g = post["cohort"].to_numpy(dtype=float)
+        t = post["time"].to_numpy()
+        pos = np.searchsorted(vals, g)
+        size = counts[pos]
+        members = np.concatenate([order[start[p]:start[p] + counts[p]] for p in pos]) if len(pos) else np.zeros(0, int)
+        return pd.DataFrame({"unit": self.units[members], "time": np.repeat(t, size).astype(np.int64),
+                             "cohort": np.repeat(g, size).astype(np.int64),
+                             "event_time": np.repeat(t - g, size).astype(float),
+                             "weight": self._unit_weight[members], "headline": True})
 
     def _se(self, inf: np.ndarray) -> np.ndarray:
         return analytic_se(inf, self._cluster_codes, self.n_clusters or 0)
@@ -409,7 +484,53 @@ class CSResult:
 
 
 # --------------------------------------------------------------------------- #
-def callaway_santanna(
+
+@dataclass
+class CSData:
+    """The preprocessed balanced panel in wide form (units x periods)."""
+
+    Y: np.ndarray
+    X: np.ndarray
+    wun: np.ndarray
+    units: np.ndarray
+    ucoh: np.ndarray
+    tlist: np.ndarray
+    coh_vals: np.ndarray
+    ucode: np.ndarray
+    glist: np.ndarray
+    codes: np.ndarray | None
+    n_clusters: int | None
+    n: int
+    k: int
+    msgs: list[str]
+    weighted: bool
+    control_group: str
+    method: str
+    anticipation: int
+    base_period: str
+    n_boot: int
+    seed: object
+    alpha: float
+
+
+@dataclass
+class CSCells:
+    """The ATT(g,t) cells: plan, estimates, feasibility and influence functions."""
+
+    cell_g: np.ndarray
+    cell_t: np.ndarray
+    tcol: np.ndarray
+    bcol: np.ndarray
+    base_zero: np.ndarray
+    att: np.ndarray
+    reason: np.ndarray
+    dropped: np.ndarray
+    n_treat: np.ndarray
+    n_ctrl: np.ndarray
+    op: object
+    ncell: int
+
+def cs_preprocess(
     data: pd.DataFrame,
     outcome: str,
     unit: str,
@@ -425,14 +546,10 @@ def callaway_santanna(
     n_boot: int = 0,
     seed=None,
     alpha: float = 0.05,
-) -> CSResult:
-    """Callaway & Sant'Anna (2021) ATT(g,t) on a balanced long panel.
-
-    Parameters mirror R ``did::att_gt``: ``cohort`` is the first treated period (0 or
-    missing = never treated), ``time`` and ``cohort`` are integer-valued periods.
-    ``n_boot > 0`` switches SEs and bands to the multiplier bootstrap (seeded by
-    ``seed``). See the module docstring for semantics and differences from csdid.
-    """
+) -> CSData:
+    """Preprocess as R ``did``: validate the options, drop rows with missing values, recode
+    late cohorts, handle the no-never-treated case and first-period starters, balance the
+    panel and reshape it to the wide (unit x period) layout (see the module docstring)."""
     if control_group not in ("not_yet_treated", "never_treated"):
         raise ValueError(
             f"control_group must be 'not_yet_treated' or 'never_treated', got {control_group!r}"
@@ -615,6 +732,21 @@ def callaway_santanna(
     coh_vals = np.unique(ucoh)  # includes 0 if present
     ucode = np.searchsorted(coh_vals, ucoh)
 
+    return CSData(Y=Y, X=X, wun=wun, units=units, ucoh=ucoh, tlist=tlist, coh_vals=coh_vals,
+                  ucode=ucode, glist=glist, codes=codes, n_clusters=n_clusters, n=n, k=k,
+                  msgs=msgs, weighted=weights is not None, control_group=control_group,
+                  method=method, anticipation=anticipation, base_period=base_period,
+                  n_boot=n_boot, seed=seed, alpha=alpha)
+
+
+def cs_cells(d: CSData, min_controls: int = 1) -> CSCells:
+    """The ATT(g,t) cells (as ``did::compute.att_gt``): cell plan, control cohorts per cell,
+    feasibility rules and the 2x2 estimates with their influence functions. Cells with fewer
+    than ``min_controls`` comparison units are dropped (reason ``few comparison units``)."""
+    Y, X, wun, ucode, coh_vals, glist, tlist = d.Y, d.X, d.wun, d.ucode, d.coh_vals, d.glist, d.tlist
+    n, k, nT, msgs = d.n, d.k, len(d.tlist), d.msgs
+    method, anticipation, base_period, control_group = d.method, d.anticipation, d.base_period, d.control_group
+    weights = True if d.weighted else None
     # ---------------- cell plan (as did::compute.att_gt) ---------------- #
     universal = base_period == "universal"
     tfac = 0 if universal else 1
@@ -659,6 +791,9 @@ def callaway_santanna(
     no_ctrl = est & (n_ctrl == 0)
     reason[no_ctrl] = "no control units"
     est &= ~no_ctrl
+    few = est & (n_ctrl < max(int(min_controls), 1))
+    reason[few] = f"few comparison units (< {int(min_controls)})"
+    est &= ~few
 
     if k == 1:
         if method in ("dr", "ipw"):
@@ -718,12 +853,23 @@ def callaway_santanna(
     if k > 1 and dropped.any():
         inf[:, dropped] = 0.0
 
+    return CSCells(cell_g=cell_g, cell_t=cell_t, tcol=tcol, bcol=bcol, base_zero=base_zero,
+                   att=att, reason=reason, dropped=dropped, n_treat=n_treat, n_ctrl=n_ctrl,
+                   op=op, ncell=ncell)
+
+
+def cs_inference(d: CSData, c: CSCells) -> tuple[np.ndarray, float, dict | None]:
+    """Standard errors of the cells (analytic influence-function SEs, clustered by cluster
+    sums; or the multiplier bootstrap with IQR SEs and a sup-t critical value). Returns
+    (se, critical value, stored draws for the aggregations)."""
+    n, k, wun, ucode, coh_vals = d.n, d.k, d.wun, d.ucode, d.coh_vals
+    codes, n_clusters, n_boot, seed, alpha = d.codes, d.n_clusters, d.n_boot, d.seed, d.alpha
+    ncell, dropped, base_zero, op = c.ncell, c.dropped, c.base_zero, c.op
     # ---------------- inference ---------------- #
     se = np.full(ncell, np.nan)
     crit = np.nan
     boot_store = None
     valid = ~dropped & ~base_zero
-    z = norm.ppf(1 - alpha / 2)
     if valid.any():
         vidx = np.flatnonzero(valid)
         if n_boot > 0:
@@ -777,6 +923,46 @@ def callaway_santanna(
             )
             sv = np.sqrt(ss[vidx]) / n
             se[vidx] = np.where(np.isfinite(sv) & (sv > 0), sv, np.nan)
+    return se, crit, boot_store
+
+
+def callaway_santanna(
+    data: pd.DataFrame,
+    outcome: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    covariates: list[str] | None = None,
+    control_group: str = "not_yet_treated",
+    method: str = "dr",
+    anticipation: int = 0,
+    base_period: str = "varying",
+    weights: str | None = None,
+    cluster: str | None = None,
+    n_boot: int = 0,
+    seed=None,
+    alpha: float = 0.05,
+    min_controls: int = 1,
+) -> CSResult:
+    """Callaway & Sant'Anna (2021) ATT(g,t) on a balanced long panel.
+
+    Parameters mirror R ``did::att_gt``: ``cohort`` is the first treated period (0 or
+    missing = never treated), ``time`` and ``cohort`` are integer-valued periods.
+    ``n_boot > 0`` switches SEs and bands to the multiplier bootstrap (seeded by
+    ``seed``). ``min_controls``: cells with fewer comparison units are dropped (R ``did``:
+    1). See the module docstring for semantics and differences from csdid. Three steps:
+    :func:`cs_preprocess`, :func:`cs_cells`, :func:`cs_inference`.
+    """
+    d = cs_preprocess(data, outcome, unit, time, cohort, covariates, control_group, method,
+                      anticipation, base_period, weights, cluster, n_boot, seed, alpha)
+    c = cs_cells(d, min_controls)
+    se, crit, boot_store = cs_inference(d, c)
+    z = norm.ppf(1 - alpha / 2)
+    msgs, tlist = d.msgs, d.tlist
+    cell_g, cell_t, att, dropped, reason = c.cell_g, c.cell_t, c.att, c.dropped, c.reason
+    n_treat, n_ctrl, bcol, base_zero = c.n_treat, c.n_ctrl, c.bcol, c.base_zero
+    op, units, n, n_clusters, ucoh, wun = c.op, d.units, d.n, d.n_clusters, d.ucoh, d.wun
+    codes, coh_vals, ucode = d.codes, d.coh_vals, d.ucode
     band = crit if np.isfinite(crit) else np.nan
     # one DataFrame construction (column-by-column assignment costs ~2 ms)
     cohort_col = cell_g.astype(int) if np.all(np.mod(cell_g, 1) == 0) else cell_g
@@ -816,6 +1002,7 @@ def callaway_santanna(
         more = "" if len(dropped_cells) <= 10 else f"; ... {len(dropped_cells) - 10} more"
         msgs.append(f"{len(dropped_cells)} ATT(g,t) cell(s) dropped: {shown}{more}")
 
+
     return CSResult(
         att_gt=att_gt,
         _op=op,
@@ -828,8 +1015,8 @@ def callaway_santanna(
         _unit_cohort=ucoh,
         _unit_weight=wun,
         _cluster_codes=codes,
-        _n_boot=n_boot,
-        _seed=seed,
+        _n_boot=d.n_boot,
+        _seed=d.seed,
         _alpha=alpha,
         _coh_vals=coh_vals,
         _ucode=ucode,

@@ -19,24 +19,26 @@ the second-stage sample, ``X10`` its untreated rows), clustered, no small-sample
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ifm_eval.estimators.imputation import FirstStage, first_stage
-from ifm_eval.estimators.results import EstimateResult, normal_inference
-from ifm_eval.estimators.twfe import (
+from ifm_eval.estimators.design import (
     CL,
     MIN_UNTREATED_PER_PERIOD,
     REL,
     UNIT,
     D,
     W,
-    default_window,
+    design_args,
     prepare_panel,
+    used_frame,
 )
+from ifm_eval.estimators.imputation import FirstStage, first_stage
+from ifm_eval.estimators.results import EstimateResult, normal_inference
+from ifm_eval.estimators.twfe import default_window
 
 
 def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int):
@@ -94,37 +96,23 @@ def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int)
 
 def gardner(
     data: pd.DataFrame,
-    outcome: str,
-    unit: str,
-    time: str,
-    cohort: str,
-    covariates: Sequence[str] | None = None,
-    anticipation: int = 0,
-    event_window: tuple[int, int] | None = None,
-    weights: str | None = None,
-    cluster: str | None = None,
+    *args: Any,
     alpha: float = 0.05,
-    covariate_trends: bool = True,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
+    **kwargs: Any,
 ) -> EstimateResult:
-    """Two-stage DiD (see module docstring): ``overall`` and ``event_time`` rows.
+    """Two-stage DiD (see module docstring): ``overall`` and ``event_time`` rows. Call as
+    ``gardner(data, outcome, unit, time, cohort, **design)`` or ``gardner(data, design)``.
 
     Treated observations in periods without enough untreated units to identify the period
     effects (``min_untreated_per_period``, see :func:`.imputation.first_stage`) are left
     out of the second stage and reported (``info["dropped_cells"]``).
     """
-    panel = prepare_panel(
-        data,
-        outcome,
-        unit,
-        time,
-        cohort,
-        covariates,
-        weights,
-        cluster,
-        anticipation,
-        covariate_trends,
-    )
+    design, opts = design_args(data, args, kwargs)
+    if opts:
+        raise TypeError(f"unexpected option(s) {sorted(opts)}")
+    anticipation, event_window = design.anticipation, design.window
+    panel = prepare_panel(data, design)
     fs = first_stage(panel, min_untreated_per_period)
     df = fs.df
     ok = fs.imputable
@@ -194,6 +182,11 @@ def gardner(
             "n_obs_event_study": n_e,
             "min_untreated_per_period": int(min_untreated_per_period),
             "dropped_cells": fs.dropped_cells,
+            "headline": {"term": "att", "aggregation": "observations"},
         },
         vcov=vcov,
+        # event-time rows: the treated observations in the window; headline (static second
+        # stage): every imputable treated observation
+        used=used_frame(panel, ok & (df[D].to_numpy() == 1),
+                        event_time=np.where(inwin, rel, np.nan)),
     )

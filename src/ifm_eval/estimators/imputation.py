@@ -1,9 +1,9 @@
 """Borusyak, Jaravel & Spiess (2024) imputation estimator.
 
 1. Fit ``y_it = a_i + l_t (+ X_it'b) + e_it`` on the untreated observations only
-   (``D_it = 0``: never-treated and not-yet-treated, with anticipation) by pyfixest
-   ``feols`` with absorbed effects and no singleton removal (a unit with a single
-   untreated period is fine: its effect is fitted exactly).
+   (``D_it = 0``: never-treated and not-yet-treated, with anticipation) with the two-way
+   FE engine (:mod:`.fe`; absorbed effects, no singleton removal: a unit with a single
+   untreated period is fine, its effect is fitted exactly).
 2. Impute ``Y_it(0)`` for every treated observation from the fitted effects (recovered
    exactly by solving the sparse normal equations, see :class:`FESolver`) and average
    ``tau_it = Y_it - Y_it(0)`` by event time, cohort, calendar time and overall.
@@ -30,30 +30,33 @@ block (diagonal) and a pseudo-inverse of the Schur complement of periods + covar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ifm_eval.estimators.results import EstimateResult, normal_inference
-from ifm_eval.estimators.twfe import (
+from ifm_eval.estimators.design import (
     CL,
     COHORT,
     MIN_UNTREATED_PER_PERIOD,
     REL,
+    TC,
     TIME,
-    UNIT,
+    UC,
     D,
     Panel,
     W,
     Y,
-    fit_feols,
+    design_args,
     period_support,
     prepare_panel,
     unsupported_cells,
+    used_frame,
 )
+from ifm_eval.estimators.results import EstimateResult, normal_inference
+from ifm_eval.estimators.twfe import fit_panel
 
 
 class FESolver:
@@ -128,8 +131,8 @@ class FirstStage:
         Zu = sp.csr_matrix((np.ones(n), (np.arange(n), self.ucode[idx])), shape=(n, self.n_u))
         Zt = sp.csr_matrix((np.ones(n), (np.arange(n), self.tcode[idx])), shape=(n, self.n_t))
         if self.covariates:
-            X = self.df[self.covariates].to_numpy(float)[idx]
-            Zt = sp.hstack([Zt, sp.csr_matrix(X)]).tocsr()
+            X, _ = self.panel.regressors(self.df.iloc[idx], self.covariates)
+            Zt = sp.hstack([Zt, X]).tocsr()
         return Zu, Zt
 
 
@@ -142,24 +145,16 @@ def first_stage(
     if untreated.sum() == 0:
         raise ValueError("no untreated observations to fit the untreated-outcome model")
     supported, ptab = period_support(panel, untreated, min_untreated_per_period)
-    d0 = df.loc[untreated]
-    fit = fit_feols(panel, d0, panel.covariates)
-    coef = fit.coef() if panel.covariates else pd.Series(dtype=float)
-    kept = [c for c in panel.covariates if c in coef.index]
+    fit = fit_panel(panel, untreated, None, [])
+    kept = list(fit.names)
     if len(kept) < len(panel.covariates):
-        dropped = [
-            n
-            for c, n in zip(panel.covariates, panel.covariate_names, strict=False)
-            if c not in kept
-        ]
+        dropped = [panel.label(c) for c in panel.covariates if c not in kept]
         warns.append(f"covariate(s) {dropped} collinear with the fixed effects; dropped")
-    beta = coef[kept].to_numpy() if kept else np.zeros(0)
-    ucat = pd.Categorical(df[UNIT])
-    tcat = pd.Categorical(df[TIME])
-    ucode, tcode = ucat.codes.astype(np.int64), tcat.codes.astype(np.int64)
-    n_u, n_t = len(ucat.categories), len(tcat.categories)
+    beta = fit.coef
+    ucode, tcode = df[UC].to_numpy(), df[TC].to_numpy()
+    n_u, n_t = panel.n_unit_codes, len(panel.periods)
     w = df[W].to_numpy(float)
-    X = df[kept].to_numpy(float) if kept else None
+    X = panel.regressors(df, kept)[0].toarray() if kept else None
     y = df[Y].to_numpy(float)
     xb = X @ beta if kept else np.zeros(len(df))
     # recover the unit and period effects exactly (FE-only normal equations on y - Xb)
@@ -206,10 +201,10 @@ def first_stage(
         )
     y0hat = np.where(imputable, a[ucode, 0] + lam[tcode, 0] + xb, np.nan)
     resid = y - y0hat
-    # check against pyfixest's own residuals on Omega_0
-    gap = float(np.max(np.abs(resid[untreated] - np.asarray(fit.resid()))))
+    # the two solves of the untreated-outcome model must agree
+    gap = float(np.max(np.abs(resid[untreated] - fit.resid))) if untreated.any() else 0.0
     if gap > 1e-6 * max(1.0, float(np.nanstd(y))):
-        warns.append(f"first-stage residuals differ from pyfixest by {gap:.2e}")
+        warns.append(f"first-stage residuals of the two solves differ by {gap:.2e}")
     treated = ~untreated
     lost = treated & ~imputable
     if lost.any():
@@ -263,11 +258,30 @@ def _targets(fs: FirstStage, window: tuple[int, int] | None, anticipation: int):
     return out
 
 
-def bjs_variance(fs: FirstStage, W1: np.ndarray) -> np.ndarray:
+def _loo_ratio(num_cg: np.ndarray, den_cg: np.ndarray, ncl: int, ng: int) -> np.ndarray:
+    """Leave-one-cluster-out ratios ``(sum_c' num - num_c) / (sum_c' den - den_c)`` per
+    (cluster, group); NaN where the other clusters carry no weight."""
+    num = num_cg.reshape(ncl, ng)
+    den = den_cg.reshape(ncl, ng)
+    n_o = num.sum(axis=0)[None, :] - num
+    d_o = den.sum(axis=0)[None, :] - den
+    scale = np.maximum(den.sum(axis=0), 1e-300)[None, :]
+    return np.where(d_o > 1e-12 * scale, n_o / np.where(d_o > 0, d_o, 1.0), np.nan).ravel()
+
+
+def bjs_variance(fs: FirstStage, W1: np.ndarray, leave_out: bool = False) -> np.ndarray:
     """Cluster-level influence sums ``psi`` (n_clusters x m) for estimand weights ``W1``.
 
-    ``W1`` (n x m) holds the weights on treated imputable rows (zero elsewhere), each
-    column summing to one. ``Var = psi' psi`` (conservative, BJS 2024 Theorem 3).
+    ``W1`` (n x m, dense or sparse) holds the weights on treated imputable rows (zero
+    elsewhere), each column summing to one. ``Var = psi' psi`` (conservative, BJS 2024
+    Theorem 3).
+
+    ``leave_out``: the auxiliary effects ``tau~_g`` of a treated observation are computed
+    without its own cluster (BJS 2024, Section 4.3, leave-out conservative variance). With
+    small cohort x event-time groups the plain ``tau~_g`` is close to the observation's own
+    effect, its auxiliary residual close to zero, and the variance too small; leaving the
+    cluster out removes that own-observation shrinkage. A group whose other clusters carry
+    no weight falls back to the leave-out mean of its event time, then to the plain value.
     """
     df = fs.df
     u0 = fs.untreated
@@ -275,8 +289,11 @@ def bjs_variance(fs: FirstStage, W1: np.ndarray) -> np.ndarray:
     t1 = (~u0) & fs.imputable
     # v for untreated rows: -Om0 Z0 (Z0'Om0 Z0)^{-1} Z1' w1
     Zu1, Zr1 = fs.z_rows(t1)
-    B = W1[t1]
-    xu, xr = fs.solver.solve(np.asarray(Zu1.T @ B), np.asarray(Zr1.T @ B))
+    B = W1[np.flatnonzero(t1)]
+    ZuB, ZrB = Zu1.T @ B, Zr1.T @ B
+    xu, xr = fs.solver.solve(ZuB.toarray() if sp.issparse(ZuB) else np.asarray(ZuB),
+                             ZrB.toarray() if sp.issparse(ZrB) else np.asarray(ZrB))
+    B = B.toarray() if sp.issparse(B) else np.asarray(B)
     Zu0, Zr0 = fs.z_rows(u0)
     v0 = -(w[u0][:, None]) * (Zu0 @ xu + Zr0 @ xr)
     ccode, ncl = pd.factorize(df[CL])
@@ -287,6 +304,11 @@ def bjs_variance(fs: FirstStage, W1: np.ndarray) -> np.ndarray:
     gcode = pd.factorize(pd.MultiIndex.from_arrays([df.loc[t1, COHORT], df.loc[t1, REL]]))[0]
     ng = gcode.max() + 1 if len(gcode) else 0
     cg = cl1 * max(ng, 1) + gcode
+    if leave_out:
+        ecode, ne = pd.factorize(df.loc[t1, REL])
+        ne = len(ne)
+        g_to_e = np.zeros(max(ng, 1), dtype=np.int64)
+        g_to_e[gcode] = ecode
     psi = np.empty((ncl, W1.shape[1]))
     for j in range(W1.shape[1]):
         v1 = B[:, j]
@@ -295,7 +317,18 @@ def bjs_variance(fs: FirstStage, W1: np.ndarray) -> np.ndarray:
         num = np.bincount(np.arange(ncl * ng) % ng, weights=a * b, minlength=ng)
         den = np.bincount(np.arange(ncl * ng) % ng, weights=a * a, minlength=ng)
         ttilde = np.divide(num, den, out=np.zeros(ng), where=den > 1e-300)
-        e1 = tau - ttilde[gcode]
+        if leave_out:
+            loo = _loo_ratio(a * b, a * a, ncl, ng)  # (cluster, group)
+            # fallback: leave-out mean of the event time (groups pooled over cohorts)
+            ce = np.repeat(np.arange(ncl), ng) * ne + np.tile(g_to_e, ncl)
+            num_e = np.bincount(ce, weights=a * b, minlength=ncl * ne)
+            den_e = np.bincount(ce, weights=a * a, minlength=ncl * ne)
+            loo_e = _loo_ratio(num_e, den_e, ncl, ne)
+            t_cg = np.where(np.isfinite(loo), loo, loo_e[ce])
+            t_cg = np.where(np.isfinite(t_cg), t_cg, np.tile(ttilde, ncl))
+            e1 = tau - t_cg[cg]
+        else:
+            e1 = tau - ttilde[gcode]
         psi[:, j] = np.bincount(cl1, weights=v1 * e1, minlength=ncl) + np.bincount(
             cl0, weights=v0[:, j] * eps0, minlength=ncl
         )
@@ -306,20 +339,19 @@ def _pretrend_rows(
     panel: Panel, fs: FirstStage, lo: int, hi: int, alpha: float
 ) -> pd.DataFrame | None:
     """BJS Test 1: lead coefficients on the untreated observations (see ``imputation``)."""
-    d0 = fs.df.loc[fs.untreated].copy()
-    rel = d0[REL]
-    names, leads = [], []
+    d0 = fs.df.loc[fs.untreated]
+    rel = d0[REL].to_numpy()
+    names, leads, cols = [], [], []
     for e in range(lo, hi + 1):
-        col = f"_lead_m{-e}"
-        ind = (rel == e).astype(float)
+        ind = rel == e
         if ind.any():
-            d0[col] = ind
-            names.append(col)
+            names.append(f"_lead_m{-e}")
             leads.append(e)
+            cols.append(ind.astype(float))
     if not names:
         return None
-    fit = fit_feols(panel, d0, [*names, *fs.covariates])
-    coef, se = fit.coef(), fit.se()
+    fit = fit_panel(panel, fs.untreated, np.column_stack(cols), names)
+    coef, se = fit.series(), pd.Series(fit.se(), index=fit.names)
     got = [(n, e) for n, e in zip(names, leads, strict=True) if n in coef.index]
     rows = pd.DataFrame(
         {
@@ -335,21 +367,16 @@ def _pretrend_rows(
 
 def imputation(
     data: pd.DataFrame,
-    outcome: str,
-    unit: str,
-    time: str,
-    cohort: str,
-    covariates: Sequence[str] | None = None,
-    anticipation: int = 0,
-    event_window: tuple[int, int] | None = None,
-    weights: str | None = None,
-    cluster: str | None = None,
+    *args: Any,
     alpha: float = 0.05,
-    covariate_trends: bool = True,
     pretrends: bool = True,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
+    leave_out: bool = False,
+    **kwargs: Any,
 ) -> EstimateResult:
-    """BJS imputation estimator (see module docstring).
+    """BJS imputation estimator (see module docstring). Call as ``imputation(data, outcome,
+    unit, time, cohort, **design)`` or ``imputation(data, design)``. ``leave_out``: the
+    leave-one-cluster-out variance (:func:`bjs_variance`).
 
     Returns ``overall`` (treated observations with ``0 <= e <= max(window)``),
     ``event_time`` (each horizon ``-anticipation <= e`` in the window), ``group`` and
@@ -369,28 +396,26 @@ def imputation(
     the module docstring); the dropped (cohort, period) cells are in
     ``info["dropped_cells"]`` and summarised in the warnings.
     """
-    panel = prepare_panel(
-        data,
-        outcome,
-        unit,
-        time,
-        cohort,
-        covariates,
-        weights,
-        cluster,
-        anticipation,
-        covariate_trends,
-    )
+    design, opts = design_args(data, args, kwargs)
+    if opts:
+        raise TypeError(f"unexpected option(s) {sorted(opts)}")
+    anticipation = design.anticipation
+    panel = prepare_panel(data, design)
     fs = first_stage(panel, min_untreated_per_period)
-    window = tuple(int(v) for v in event_window) if event_window is not None else None
+    window = design.window
     targets = _targets(fs, window, anticipation)
     w = fs.df[W].to_numpy(float)
-    W1 = np.zeros((len(fs.df), len(targets)))
+    ri, ci, vi = [], [], []
     for j, (_, _, m) in enumerate(targets):
         if m.any():
-            W1[m, j] = w[m] / w[m].sum()
-    est = np.nansum(W1 * np.nan_to_num(fs.resid)[:, None], axis=0)
-    psi = bjs_variance(fs, W1)
+            idx = np.flatnonzero(m)
+            ri.append(idx)
+            ci.append(np.full(len(idx), j))
+            vi.append(w[idx] / w[idx].sum())
+    W1 = sp.csr_matrix((np.concatenate(vi), (np.concatenate(ri), np.concatenate(ci))),
+                       shape=(len(fs.df), len(targets))) if ri else sp.csr_matrix((len(fs.df), len(targets)))
+    est = np.asarray(W1.T @ np.nan_to_num(fs.resid)).ravel()
+    psi = bjs_variance(fs, W1, leave_out=leave_out)
     V = psi.T @ psi
     se = np.sqrt(np.clip(np.diag(V), 0, None))
     kinds = [k for k, _, _ in targets]
@@ -427,6 +452,12 @@ def imputation(
         if pre is not None:
             table = pd.concat([pre, table], ignore_index=True)
     n_used = int((fs.imputable).sum())
+    t1 = (~fs.untreated) & fs.imputable
+    rel = fs.df[REL].to_numpy()
+    lo_w = -anticipation if window is None else max(window[0], -anticipation)
+    hi_w = np.inf if window is None else window[1]
+    in_rows = t1 & (rel >= lo_w) & (rel <= hi_w)
+    used = used_frame(panel, in_rows, headline=in_rows & (rel >= 0))
     return EstimateResult(
         "imputation",
         table.drop(columns="n_obs_cell"),
@@ -447,6 +478,8 @@ def imputation(
             "n_dropped_thin_periods": int(
                 sum(c["n_obs"] for c in fs.dropped_cells if c["reason"] == "thin_period")
             ),
+            "headline": {"term": "att", "aggregation": "observations"},
         },
         vcov=vcov,
+        used=used,
     )

@@ -60,6 +60,11 @@ class EstimateResult:
     time, event_time, estimate, se, ci_low, ci_high, cband_low, cband_high, p; missing
     columns are filled by :func:`tidy_frame`. ``vcov`` (optional) is the covariance matrix
     of the ``event_time`` rows (index = event times), where the estimator provides one.
+    ``used`` lists the treated observations behind the estimates and ``info["headline"]``
+    how the headline aggregate averages them (``aggregation``: ``event_time_mean`` = the
+    mean over ``event_times`` of the per-event-time weighted means, ``observations`` = the
+    weighted mean over the rows flagged ``headline``): what the matched planted truth
+    (:mod:`ifm_eval.validation`) averages.
     """
 
     estimator: str
@@ -70,6 +75,9 @@ class EstimateResult:
     warnings: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     vcov: pd.DataFrame | None = None
+    #: the treated observations the estimate averaged over (unit, time, cohort, event_time
+    #: row they count towards, weight, headline flag): see :func:`.design.used_frame`
+    used: pd.DataFrame | None = None
 
     def rows(self, kind: str) -> pd.DataFrame:
         """Rows of one kind, indexed by their natural key where there is one."""

@@ -1,8 +1,9 @@
 """Run one model specification on the panel: dispatch, tidy output, metadata JSON.
 
-``run_model(cfg, name)`` reads ``data/processed/panel/panel.parquet`` (or a frame passed
-in), applies the spec's sample filter and treatment rule, calls the estimator, converts
-its rows into the tidy schema of :mod:`.results` and writes ``paths.estimate_paths``.
+``run_model(cfg, name, panel)`` applies the spec's sample filter and treatment rule to the
+panel (a frame, or the Parquet file the ``estimate`` rule declares), calls the estimator and
+converts its rows into the tidy schema of :mod:`.results`; :func:`run` is the ``estimate``
+job and writes the declared tidy table and metadata.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ifm_eval import paths
+from ifm_eval.estimators import registry
+from ifm_eval.estimators.design import Design
 from ifm_eval.estimators.results import (
     EstimateResult,
     empty_tidy,
@@ -26,11 +28,12 @@ from ifm_eval.estimators.results import (
     write_estimates,
 )
 from ifm_eval.estimators.specs import cohort_column, get_spec
+from ifm_eval.stage_io import StageIO
 
 log = logging.getLogger(__name__)
 
 UNIT, TIME = "ags", "t"
-ALPHA = 0.05
+ALPHA = registry.ALPHA
 
 #: Weight columns the runner derives from the panel when the spec names them.
 #: ``refugees_2017``: the municipality's refugee stock on 2017-09-15 (time-invariant; the
@@ -104,147 +107,11 @@ def prepare_data(
     return data, gcol, warns
 
 
-def _cs_rows(res, spec: dict[str, Any]) -> pd.DataFrame:
-    lo, hi = spec["event_window"]
-    a = res.att_gt
-    rows = [
-        pd.DataFrame(
-            {
-                "kind": "att_gt",
-                "term": [
-                    f"g{int(g)}_t{int(t)}" for g, t in zip(a["cohort"], a["time"], strict=False)
-                ],
-                "cohort": a["cohort"],
-                "time": a["time"],
-                "event_time": a["event_time"],
-                "estimate": a["att"],
-                "se": a["se"],
-                "ci_low": a["ci_low"],
-                "ci_high": a["ci_high"],
-                "cband_low": a.get("cband_low"),
-                "cband_high": a.get("cband_high"),
-            }
-        )
-    ]
-    label = {"dynamic": "event_time", "group": "cohort", "calendar": "time"}
-    kind_of = {"dynamic": "event_time", "group": "group", "calendar": "calendar"}
-    for agg_kind in ("simple", "dynamic", "group", "calendar"):
-        try:
-            if agg_kind == "dynamic":
-                agg = res.aggregate("dynamic", min_e=lo, max_e=hi, balance_e=spec["balance_e"])
-            else:
-                agg = res.aggregate(agg_kind)
-        except ValueError as exc:  # e.g. no event time in the window: report, keep the rest
-            if agg_kind == "simple":
-                raise
-            res.warnings.append(f"aggregate {agg_kind} failed: {exc}")
-            continue
-        res.warnings.extend(f"aggregate {agg_kind}: {w}" for w in agg.warnings)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "kind": ["overall"],
-                    "term": ["att" if agg_kind == "simple" else agg_kind],
-                    "estimate": [agg.overall],
-                    "se": [agg.overall_se],
-                }
-            )
-        )
-        if agg_kind != "simple" and agg.table is not None:
-            t = agg.table
-            key = label[agg_kind]
-            prefix = {"event_time": "e", "cohort": "g", "time": "t"}[key]
-            frame = pd.DataFrame(
-                {
-                    "kind": kind_of[agg_kind],
-                    "term": [
-                        f"{prefix}{int(v):+d}" if key == "event_time" else f"{prefix}{int(v)}"
-                        for v in t[key]
-                    ],
-                    "estimate": t["estimate"],
-                    "se": t["se"],
-                    "ci_low": t["ci_low"],
-                    "ci_high": t["ci_high"],
-                    "cband_low": t.get("cband_low"),
-                    "cband_high": t.get("cband_high"),
-                }
-            )
-            frame["event_time" if key == "event_time" else key] = t[key].to_numpy()
-            rows.append(frame)
-    return pd.concat(rows, ignore_index=True)
-
-
-def estimate(
-    data: pd.DataFrame, spec: dict[str, Any], cohort: str, unit: str = UNIT, time: str = TIME
-) -> EstimateResult:
-    """Dispatch one (normalised) spec to its estimator."""
-    est = spec["estimator"]
-    common = dict(
-        data=data,
-        outcome=spec["outcome"],
-        unit=unit,
-        time=time,
-        cohort=cohort,
-        covariates=spec["covariates"] or None,
-        anticipation=spec["anticipation"],
-        weights=spec["weights"],
-        cluster=spec["cluster"],
-        alpha=ALPHA,
-    )
-    window = tuple(spec["event_window"])
-    if est == "twfe_static":
-        from ifm_eval.estimators.twfe import twfe_static
-
-        return twfe_static(**common)
-    if est == "twfe_dynamic":
-        from ifm_eval.estimators.twfe import twfe_dynamic
-
-        return twfe_dynamic(**common, event_window=window)
-    if est == "sun_abraham":
-        from ifm_eval.estimators.sun_abraham import sun_abraham
-
-        cg = {"not_yet_treated": "last_treated"}.get(spec["control_group"], spec["control_group"])
-        # an explicit never_treated spec must not silently become a last-treated one
-        return sun_abraham(
-            **common,
-            event_window=window,
-            control_group=cg,
-            fallback_last_treated=cg != "never_treated",
-        )
-    if est == "imputation":
-        from ifm_eval.estimators.imputation import imputation
-
-        return imputation(**common, event_window=window)
-    if est == "gardner":
-        from ifm_eval.estimators.gardner import gardner
-
-        return gardner(**common, event_window=window)
-    if est == "callaway_santanna":
-        from ifm_eval.estimators import callaway_santanna
-
-        inf = spec["inference"]
-        boot = inf["type"] == "bootstrap"
-        res = callaway_santanna(
-            **common,
-            control_group=spec["control_group"],
-            method=spec["method"],
-            base_period=spec["base_period"],
-            n_boot=inf["draws"] if boot else 0,
-            seed=inf["seed"],
-        )
-        table = _cs_rows(res, spec)
-        warns = list(res.warnings)
-        dropped = getattr(res, "dropped_cells", None)
-        info: dict[str, Any] = {}
-        if dropped is not None and len(dropped):
-            warns.append(f"{len(dropped)} ATT(g,t) cell(s) dropped (no overlap / no data)")
-            info["dropped_cells"] = (
-                dropped.astype(object).where(dropped.notna(), None).to_dict(orient="records")
-            )
-        return EstimateResult(
-            "callaway_santanna", table, int(res.n_units), None, res.n_clusters, warns, info
-        )
-    raise ValueError(f"unknown estimator {est!r}")
+def estimate(data: pd.DataFrame, spec: dict[str, Any], cohort: str, unit: str = UNIT,
+             time: str = TIME) -> EstimateResult:
+    """Estimate one (normalised) spec on prepared ``data`` (registry dispatch)."""
+    design = Design.from_spec(spec, unit=unit, time=time).with_(cohort=cohort)
+    return registry.fit(data, design, spec)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -264,24 +131,26 @@ def _jsonable(obj: Any) -> Any:
 def run_model(
     cfg: dict[str, Any],
     name: str,
-    panel: pd.DataFrame | None = None,
-    write: bool = True,
+    panel: pd.DataFrame | str | Path,
+    out: tuple[str | Path, ...] | None = None,
     strict: bool = False,
+    result: list | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Estimate model ``name`` of ``cfg``; write and return (tidy table, metadata).
+    """Estimate model ``name`` of ``cfg`` on ``panel``; return (tidy table, metadata) and,
+    with ``out = (tidy path, metadata path[, used path])``, write them (the used treated
+    observations, municipality-level, go to the third path under ``data/``). ``result``:
+    a list the :class:`EstimateResult` is appended to (in-process callers).
 
     If the estimator raises ``ValueError`` (the data cannot support the spec), a zero-row
-    tidy table and metadata with ``status: not_estimable`` and the ``error`` are written
+    tidy table and metadata with ``status: not_estimable`` and the ``error`` are returned
     (logged as an error) unless ``strict``. Metadata ``status`` is ``ok`` otherwise.
     """
     spec = get_spec(cfg, name)
     started = datetime.now(UTC)
     t0 = _time.perf_counter()
-    panel_path = paths.processed_path(cfg, "panel")
     source: dict[str, Any]
-    if panel is None:
-        if not Path(panel_path).is_file():
-            raise FileNotFoundError(f"panel not found: {panel_path} (run `ifm-eval panel`)")
+    if isinstance(panel, (str, Path)):
+        panel_path = Path(panel)
         panel = pd.read_parquet(panel_path)
         source = {"path": str(panel_path), "sha256": file_sha256(panel_path)}
     else:
@@ -336,9 +205,13 @@ def run_model(
         "info": _jsonable(res.info),
         "alpha": ALPHA,
     }
-    if write:
-        pq, js = paths.estimate_paths(cfg, name)
+    if result is not None:
+        result.append(res)
+    if out is not None:
+        pq, js = out[:2]
         write_estimates(tidy, meta, pq, js)
+        if len(out) > 2:
+            used_table(res).to_parquet(out[2], index=False)
         log.info(
             "model %s: %d rows -> %s (%.1f s, %d warning(s))",
             name,
@@ -350,3 +223,27 @@ def run_model(
     for w in all_warns:
         log.warning("model %s: %s", name, w)
     return tidy, meta
+
+
+USED_COLUMNS = ("unit", "time", "cohort", "event_time", "weight", "headline")
+
+
+def used_table(res: EstimateResult) -> pd.DataFrame:
+    """The result's used treated observations in a fixed schema (empty if none)."""
+    u = res.used
+    if u is None or not len(u):
+        return pd.DataFrame({"unit": pd.Series(dtype="str"), "time": pd.Series(dtype="int64"),
+                             "cohort": pd.Series(dtype="int64"), "event_time": pd.Series(dtype="float64"),
+                             "weight": pd.Series(dtype="float64"), "headline": pd.Series(dtype="bool")})
+    out = u[list(USED_COLUMNS)].copy()
+    out["unit"] = out["unit"].astype("str")
+    out["event_time"] = out["event_time"].astype("float64")
+    return out.sort_values(["unit", "time", "event_time"], kind="stable", ignore_index=True)
+
+
+def run(cfg: dict[str, Any], name: str, io: StageIO, strict: bool = False) -> None:
+    """The ``estimate`` job of model ``name``: input ``panel``; outputs ``tidy``, ``meta``
+    and ``used`` (the treated observations behind the estimates, under ``data/``)."""
+    io.require(inputs=("panel",), outputs=("tidy", "meta", "used"))
+    run_model(cfg, name, io.input("panel"), out=(io.output("tidy"), io.output("meta"), io.output("used")),
+              strict=strict)

@@ -18,28 +18,28 @@ would contaminate the other coefficients when effects vary inside the bin).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-from ifm_eval.estimators.results import EstimateResult, normal_inference
-from ifm_eval.estimators.twfe import (
+from ifm_eval.estimators.design import (
     CL,
     COHORT,
     MIN_UNTREATED_PER_PERIOD,
     REL,
     TIME,
     UNIT,
+    Design,
     W,
-    Y,
-    fit_feols,
+    design_args,
     prepare_panel,
     unsupported_cells,
+    used_frame,
 )
-
-#: Refuse to build an interaction matrix larger than this many cells (float64).
-MAX_DENSE_CELLS = 250_000_000
+from ifm_eval.estimators.results import EstimateResult, normal_inference
+from ifm_eval.estimators.twfe import fit_panel
 
 
 def _control_cohort(
@@ -111,23 +111,15 @@ def _identified_sample(df: pd.DataFrame, ref: int) -> tuple[pd.DataFrame, str | 
 
 def sun_abraham(
     data: pd.DataFrame,
-    outcome: str,
-    unit: str,
-    time: str,
-    cohort: str,
-    covariates: Sequence[str] | None = None,
-    control_group: str = "auto",
-    anticipation: int = 0,
-    event_window: tuple[int, int] | None = None,
-    weights: str | None = None,
-    cluster: str | None = None,
+    *args: Any,
     alpha: float = 0.05,
-    covariate_trends: bool = True,
     fallback_last_treated: bool = True,
     min_control_coverage: float = 0.5,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
+    **kwargs: Any,
 ) -> EstimateResult:
-    """Interaction-weighted event study (see module docstring).
+    """Interaction-weighted event study (see module docstring). Call as
+    ``sun_abraham(data, outcome, unit, time, cohort, **design)`` or ``(data, design)``.
 
     ``control_group``: ``"auto"`` (never-treated if present, else last-treated),
     ``"never_treated"`` or ``"last_treated"`` (the last cohort, plus any never-treated).
@@ -147,20 +139,15 @@ def sun_abraham(
     the warnings): their time effects would rest on a handful of municipalities (see
     :func:`.twfe.period_support`).
     """
+    if not (args and isinstance(args[0], Design)):
+        kwargs.setdefault("control_group", "auto")
+    design, opts = design_args(data, args, kwargs)
+    if opts:
+        raise TypeError(f"unexpected option(s) {sorted(opts)}")
+    control_group, anticipation, event_window = design.control_group, design.anticipation, design.window
     if control_group not in ("auto", "never_treated", "last_treated", "not_yet_treated"):
         raise ValueError(f"unknown control_group {control_group!r} for sun_abraham")
-    panel = prepare_panel(
-        data,
-        outcome,
-        unit,
-        time,
-        cohort,
-        covariates,
-        weights,
-        cluster,
-        anticipation,
-        covariate_trends,
-    )
+    panel = prepare_panel(data, design)
     df = panel.df
     warns = panel.warnings
     ref = -1 - anticipation
@@ -254,24 +241,15 @@ def sun_abraham(
         [df.loc[treated, COHORT].astype(int), df.loc[treated, REL].astype(int)]
     )
     cells = sorted(set(cell))
-    if len(df) * len(cells) > MAX_DENSE_CELLS:
-        raise MemoryError(
-            f"sun_abraham: {len(cells)} interactions x {len(df)} rows is too large; "
-            "narrow the event window"
-        )
-    code = pd.Series(-1, index=df.index)
-    code[treated] = pd.Index(cells).get_indexer(cell)
+    code = np.full(len(df), -1)
+    code[treated.to_numpy()] = pd.Index(cells).get_indexer(cell)
     names = [f"_c{k}" for k in range(len(cells))]
-    mat = np.zeros((len(df), len(cells)))
     rows_t = np.flatnonzero(treated.to_numpy())
-    mat[rows_t, code.to_numpy()[rows_t]] = 1.0
-    keep_cols = [Y, UNIT, TIME, CL, W, *panel.covariates]
-    X = pd.concat([df[keep_cols], pd.DataFrame(mat, columns=names, index=df.index)], axis=1)
-    del mat
-    fit = fit_feols(panel, X, [*names, *panel.covariates], lean=True)
-    del X
-    coef = fit.coef()
-    vfull = np.atleast_2d(np.asarray(fit._vcov))
+    E = sp.csr_matrix((np.ones(len(rows_t)), (rows_t, code[rows_t])), shape=(len(df), len(cells)))
+    panel.df = df  # the estimation sample
+    fit = fit_panel(panel, None, E, names)
+    coef = fit.series()
+    vfull = np.atleast_2d(fit.vcov)
     kept = [n for n in names if n in coef.index]
     if len(kept) < len(names):
         warns.append(f"{len(names) - len(kept)} interaction(s) dropped as collinear")
@@ -347,13 +325,20 @@ def sun_abraham(
             for i, e in enumerate(events)
         },
     )
+    info["headline"] = {"term": "att", "aggregation": "observations"}
+    # the treated observations behind the estimated cells (the reference period excluded)
+    in_cell = code >= 0
+    kept_codes = {names.index(n) for n in kept}
+    in_kept = np.isin(code, list(kept_codes)) & in_cell & (df[REL].to_numpy() >= -anticipation)
+    used = used_frame(panel, in_kept, headline=in_kept & (df[REL].to_numpy() >= 0))
     return EstimateResult(
         "sun_abraham",
         table,
         int(df[UNIT].nunique()),
-        int(fit._N),
+        int(fit.n),
         int(df[CL].nunique()),
         warns,
         info,
         vcov=pd.DataFrame(Vb, index=events, columns=events),
+        used=used,
     )

@@ -1,71 +1,44 @@
 """Readers for the administrative sources (funding, posts, KPI reports, monthly outcomes).
 
-One function per raw file (``paths.RAW_FILES`` key); each validates against its declared
-schema (:mod:`ifm_eval.ingest.schemas`), records every row-changing step in a
-:class:`~ifm_eval.lineage.Lineage` and writes a cleaned Parquet to
-``paths.processed_path(cfg, key)``. :func:`ingest_source` dispatches by key (the person-level
-case-management export lives in :mod:`ifm_eval.ingest.case_management`).
+One reader per raw file (key of :data:`ifm_eval.sources.SOURCES`); each takes the file's
+path, validates it against its declared schema (:mod:`ifm_eval.ingest.schemas`), records
+every row-changing step in a :class:`~ifm_eval.lineage.Lineage` and returns cleaned frames.
+Dispatch by source key and writing live in :mod:`ifm_eval.ingest.run`; the person-level
+case-management export has its own module, :mod:`ifm_eval.ingest.case_management`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ifm_eval import paths
 from ifm_eval.ingest import schemas as S
 from ifm_eval.ingest.readers import (
     LINE,
     IngestError,
+    IngestOptions,
     _decision,
+    match_columns,
+    note,
     read_delimited,
     read_excel_sheet,
     repair_ags,
     validate,
-    write_parquet,
 )
 from ifm_eval.lineage import Lineage
+from ifm_eval.months import panel_months, panel_window
 
 log = logging.getLogger(__name__)
 
 #: Tolerance for "shares of one post sum to 1" and "members' VZÄ add up to the Verband's".
 SHARE_TOL = 0.01
-
-ADMIN_SOURCES = ("funding_applications", "im_posts", "kpi_reports", "refugees_au",
-                 "employment_ba", "training", "language_b1", "case_management")
-
-
-# ----------------------------------------------------------------------------- frame
-
-
-def load_frame(cfg: dict[str, Any]) -> pd.DataFrame:
-    """The 1,101 municipalities (processed reference table if present, else parsed)."""
-    from ifm_eval import reference
-
-    p = paths.processed_path(cfg, "municipalities")
-    full = pd.read_parquet(p) if p.is_file() else reference.read_gemeindeverzeichnis(
-        paths.reference_path(cfg, "gv"))
-    return reference.municipalities(full)
-
-
-def panel_window(cfg: dict[str, Any]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    return pd.Timestamp(cfg["panel"]["start"] + "-01"), pd.Timestamp(cfg["panel"]["end"] + "-01")
-
-
-def _finish(cfg: dict[str, Any], lineage: Lineage, outputs: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    for key, df in outputs.items():
-        df = df.drop(columns=[LINE], errors="ignore")
-        outputs[key] = df
-        write_parquet(df, paths.processed_path(cfg, key))
-        log.info("wrote %s (%d rows)", paths.processed_path(cfg, key), len(df))
-    lineage.write(paths.lineage_path(cfg, lineage.stage))
-    return outputs
-
+#: How many keys / months a lineage reason lists by name before it says "... and n more"
+#: (the data-quality table of the panel stage lists every one).
+NAME_LIMIT = 50
 
 # ----------------------------------------------------------------------------- funding
 
@@ -125,23 +98,23 @@ def read_funding(path: str | Path, frame_ags: set[str], lineage: Lineage,
     return verb, mem
 
 
-def ingest_funding(cfg: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    lineage = Lineage("ingest_funding_applications")
-    frame = load_frame(cfg)
-    verb, mem = read_funding(paths.raw_path(cfg, "funding_applications"), set(frame["ags"]), lineage,
-                             frame=frame)
-    return _finish(cfg, lineage, {"funding_verbaende": verb, "funding_members": mem})
+def ingest_funding(cfg: dict[str, Any], raw: Path, frame: pd.DataFrame,
+                   lineage: Lineage) -> dict[str, pd.DataFrame]:
+    verb, mem = read_funding(raw, set(frame["ags"]), lineage, frame=frame)
+    return {"funding_verbaende": verb, "funding_members": mem}
 
 
 # ----------------------------------------------------------------------------- posts
 
 
 def read_posts(path: str | Path, frame_ags: set[str], lineage: Lineage,
-               frame: pd.DataFrame | None = None) -> pd.DataFrame:
+               frame: pd.DataFrame | None = None, options: IngestOptions | None = None) -> pd.DataFrame:
     """IM posts (one row per post and municipality served)."""
     path = Path(path)
     src = "im_posts"
-    raw = read_delimited(path, sep=";", encoding="cp1252", lineage=lineage, source=src)
+    opts = options or IngestOptions()
+    raw = read_delimited(path, sep=";", encoding="cp1252", lineage=lineage, source=src,
+                         require_final_newline=opts.require_final_newline)
     lineage.add(src, "read", len(raw), len(raw), "read", "data lines of im_stellen.csv")
     df = validate(raw, S.IM_POSTS, path, lineage=lineage, frame_ags=frame_ags,
                   date_range=("2017-01-01", "2030-12-31"), header_line=1, frame=frame)
@@ -176,11 +149,10 @@ def read_posts(path: str | Path, frame_ags: set[str], lineage: Lineage,
     return df
 
 
-def ingest_posts(cfg: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    lineage = Lineage("ingest_im_posts")
-    frame = load_frame(cfg)
-    df = read_posts(paths.raw_path(cfg, "im_posts"), set(frame["ags"]), lineage, frame=frame)
-    return _finish(cfg, lineage, {"im_posts": df})
+def ingest_posts(cfg: dict[str, Any], raw: Path, frame: pd.DataFrame,
+                 lineage: Lineage) -> dict[str, pd.DataFrame]:
+    return {"im_posts": read_posts(raw, set(frame["ags"]), lineage, frame=frame,
+                                   options=IngestOptions.from_config(cfg))}
 
 
 # ----------------------------------------------------------------------------- KPI
@@ -203,27 +175,52 @@ def read_kpi(path: str | Path, frame_ags: set[str], lineage: Lineage,
     return df
 
 
-def ingest_kpi(cfg: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    lineage = Lineage("ingest_kpi_reports")
-    frame = load_frame(cfg)
-    df = read_kpi(paths.raw_path(cfg, "kpi_reports"), set(frame["ags"]), lineage, frame=frame)
-    return _finish(cfg, lineage, {"kpi_reports": df})
+def ingest_kpi(cfg: dict[str, Any], raw: Path, frame: pd.DataFrame,
+               lineage: Lineage) -> dict[str, pd.DataFrame]:
+    return {"kpi_reports": read_kpi(raw, set(frame["ags"]), lineage, frame=frame)}
 
 
 # ----------------------------------------------------------------------------- outcomes
 
+_AGGREGATE_NAME = re.compile(r"^(?:land\s+)?baden-w(?:ü|ue)rttemberg\b|^(?:land|stadt)?kreis\b|"
+                             r"^regierungsbezirk\b|^reg\.-bez\.|\b(?:land|stadt)?kreis$", re.IGNORECASE)
 
-def _drop_aggregate_regions(raw: pd.DataFrame, column: str, lineage: Lineage, source: str) -> pd.DataFrame:
-    """BA files list Land/Kreis totals among the municipalities: drop them (logged)."""
-    key = raw[column].astype(str).str.strip()
+
+def _drop_aggregate_regions(raw: pd.DataFrame, column: str, lineage: Lineage, source: str,
+                            frame: pd.DataFrame | None = None, name_column: str | None = None) -> pd.DataFrame:
+    """Statistical tables list Land/Regierungsbezirk/Kreis totals among the municipalities:
+    2/3/5-digit keys, 8-digit Kreis keys ``kkkkk000`` / ``08000000`` that are not a
+    municipality of the frame, or an empty key with a Land/Kreis name. Dropped (logged with
+    the keys)."""
+    key = raw[column].astype("string").fillna("").str.strip()
     fixed, _ = repair_ags(key)
     agg = key.str.fullmatch(r"\d{2}|\d{3}|\d{5}", na=False) & ~fixed.str.fullmatch(r"\d{8}", na=False)
+    if frame is not None:
+        in_frame = fixed.isin(set(frame["ags"]))
+        kreise = set(frame["kreis"].astype(str))
+        kreis8 = fixed.str.fullmatch(r"\d{5}000", na=False) & fixed.str[:5].isin(kreise)
+        land8 = fixed.str.fullmatch(r"\d{2}0{6}", na=False)
+        agg |= (kreis8 | land8) & ~in_frame
+    if name_column is not None and name_column in raw.columns:
+        nm = raw[name_column].astype("string").fillna("").str.strip()
+        agg |= (key == "") & nm.str.contains(_AGGREGATE_NAME, na=False)
     if agg.any():
+        keys = sorted(set(key[agg]))
         lineage.add(source, "aggregate regions", len(raw), len(raw) - int(agg.sum()), "drop",
-                    f"{int(agg.sum())} rows for Land/Regierungsbezirk/Kreis totals (2/3/5-digit "
-                    f"Region) dropped; municipalities only")
+                    f"{int(agg.sum())} rows for Land/Regierungsbezirk/Kreis totals dropped "
+                    f"(keys {keys[:20]}{' ...' if len(keys) > 20 else ''}; first at line "
+                    f"{int(raw.loc[agg, LINE].iloc[0])}); municipalities only")
+        log.warning("%s: %d Land/Kreis total rows dropped", source, int(agg.sum()))
         raw = raw.loc[~agg].reset_index(drop=True)
     return raw
+
+
+def _names(ags: list[str], frame: pd.DataFrame | None, limit: int = NAME_LIMIT) -> str:
+    """``08115001 Aidlingen, 08115002 Altdorf, ...`` for a reason text."""
+    nm = frame.set_index("ags")["name"] if frame is not None and "name" in frame else pd.Series(dtype=str)
+    parts = [f"{a} {nm.get(a, '')}".strip() for a in ags[:limit]]
+    more = f" ... and {len(ags) - limit} more" if len(ags) > limit else ""
+    return ", ".join(parts) + more
 
 
 def _unknown_and_window(df: pd.DataFrame, cfg: dict[str, Any], frame_ags: set[str],
@@ -231,10 +228,14 @@ def _unknown_and_window(df: pd.DataFrame, cfg: dict[str, Any], frame_ags: set[st
     unknown = ~df["ags"].isin(frame_ags)
     if unknown.any():
         bad = df.loc[unknown]
+        first_name = bad.drop_duplicates("ags").set_index("ags")["gemeinde"] if "gemeinde" in bad else {}
+        keys = sorted(bad["ags"].unique().tolist())
+        listed = ", ".join(f"{k} {first_name.get(k, '')}".strip() for k in keys[:NAME_LIMIT])
         lineage.add(source, "unknown AGS", len(df), len(df) - int(unknown.sum()), "drop",
-                    f"{int(unknown.sum())} rows with AGS not in the reference frame dropped: "
-                    f"{sorted(bad['ags'].unique().tolist())[:10]} (first at {path} line "
-                    f"{int(bad[LINE].iloc[0])})")
+                    f"{int(unknown.sum())} rows of {len(keys)} AGS not in the reference frame "
+                    f"dropped (a dissolved/merged municipality, or a key of another territorial "
+                    f"status?): {listed}{' ...' if len(keys) > NAME_LIMIT else ''} (first at "
+                    f"{path} line {int(bad[LINE].iloc[0])})")
         log.warning("%s: %d rows with unknown AGS dropped", source, int(unknown.sum()))
         df = df.loc[~unknown]
     start, end = panel_window(cfg)
@@ -247,22 +248,80 @@ def _unknown_and_window(df: pd.DataFrame, cfg: dict[str, Any], frame_ags: set[st
     return df.sort_values(["ags", "month"]).reset_index(drop=True)
 
 
+def check_coverage(df: pd.DataFrame, cfg: dict[str, Any], frame: pd.DataFrame, lineage: Lineage,
+                   source: str, path: Path, schema: S.Schema, last: str,
+                   options: IngestOptions) -> None:
+    """Coverage of the frame's municipalities and of the panel months by a monthly file.
+
+    Below ``ingest.min_municipality_coverage`` / ``ingest.min_month_coverage`` the reader
+    stops naming the file and what is missing (a cut or partial delivery); above, every
+    municipality and every month without a row is named in the lineage (step ``gap:
+    municipalities`` / ``gap: months``)."""
+    months = panel_months(cfg)
+    present_m = set(pd.DatetimeIndex(df["month"].unique()))
+    missing_m = [m for m in months if m not in present_m]
+    frame_ags = sorted(frame["ags"].astype(str))
+    present_a = set(df["ags"])
+    missing_a = [a for a in frame_ags if a not in present_a]
+    share_a = 1 - len(missing_a) / max(len(frame_ags), 1)
+    share_m = 1 - len(missing_m) / max(len(months), 1)
+    ags_col = next(c.name for c in schema.columns if c.out == "ags")
+    month_col = next(c.name for c in schema.columns if c.out == "month")
+    window = f"{cfg['panel']['start']}..{cfg['panel']['end']}"
+    tail = f"; {last}" if last else ""
+    if share_a < options.min_municipality_coverage:
+        raise IngestError(path, f"{source}: only {len(frame_ags) - len(missing_a)} of "
+                          f"{len(frame_ags)} municipalities of the frame ({share_a:.1%}) have rows "
+                          f"in the panel window {window}, below ingest.min_municipality_coverage "
+                          f"= {options.min_municipality_coverage:.0%}: {len(missing_a)} missing "
+                          f"({_names(missing_a, frame, 10)}){tail} - a cut or partial delivery?",
+                          column=ags_col)
+    if share_m < options.min_month_coverage:
+        raise IngestError(path, f"{source}: only {len(months) - len(missing_m)} of {len(months)} "
+                          f"months of the panel window {window} ({share_m:.1%}) have rows, below "
+                          f"ingest.min_month_coverage = {options.min_month_coverage:.0%}: missing "
+                          f"{[f'{m:%Y-%m}' for m in missing_m][:24]}"
+                          f"{' ...' if len(missing_m) > 24 else ''}{tail} - a cut or partial delivery?",
+                          column=month_col)
+    note(lineage, source, f"coverage: {len(frame_ags) - len(missing_a)} of {len(frame_ags)} "
+         f"municipalities, {len(months) - len(missing_m)} of {len(months)} months of {window}",
+         rows=len(df), step="coverage")
+    if missing_m:
+        _decision(lineage, source, "gap: months",
+                  f"{len(missing_m)} month(s) of the panel window without any row in {path.name}: "
+                  f"{', '.join(f'{m:%Y-%m}' for m in missing_m)} (not reported for every "
+                  "municipality: NaN in the panel)", rows=len(df), n=len(missing_m), action="flag")
+    if missing_a:
+        _decision(lineage, source, "gap: municipalities",
+                  f"{len(missing_a)} municipalit{'y' if len(missing_a) == 1 else 'ies'} of the frame "
+                  f"without any row in {path.name}: {_names(missing_a, frame)} (NaN in the panel)",
+                  rows=len(df), n=len(missing_a), action="flag")
+
+
 def read_monthly(cfg: dict[str, Any], key: str, frame_ags: set[str], lineage: Lineage,
-                 path: str | Path | None = None, frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One of the monthly outcome files (refugees_au, employment_ba, training, language_b1)."""
-    path = Path(path) if path is not None else paths.raw_path(cfg, key)
+                 path: str | Path, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One of the monthly outcome files (refugees_au, employment_ba, training, language_b1)
+    at ``path``; ``cfg`` gives the panel window, the masked-count rule and the ``ingest``
+    checks (coverage thresholds, final line break)."""
+    path = Path(path)
+    opts = IngestOptions.from_config(cfg)
     schema = {"refugees_au": S.REFUGEES_AU, "employment_ba": S.EMPLOYMENT_BA,
               "training": S.TRAINING, "language_b1": S.LANGUAGE_B1}[key]
     if key == "refugees_au":
-        raw = read_delimited(path, sep=";", encoding="utf-8-sig", lineage=lineage, source=key)
+        raw = read_delimited(path, sep=";", encoding="utf-8-sig", lineage=lineage, source=key,
+                             require_final_newline=opts.require_final_newline)
     elif key == "language_b1":
-        raw = read_delimited(path, sep=",", encoding="utf-8", lineage=lineage, source=key)
+        raw = read_delimited(path, sep=",", encoding="utf-8", lineage=lineage, source=key,
+                             require_final_newline=opts.require_final_newline)
     else:
         raw = read_delimited(path, sep=";", encoding="cp1252", lineage=lineage, source=key,
-                             comment="#")
+                             comment="#", require_final_newline=opts.require_final_newline)
+    last_line = int(raw[LINE].max()) if len(raw) else 0
     lineage.add(key, "read", len(raw), len(raw), "read", f"data lines of {path.name}")
-    if key in ("employment_ba", "training") and "Region" in raw.columns:
-        raw = _drop_aggregate_regions(raw, "Region", lineage, key)
+    raw = match_columns(raw, schema, path, lineage)
+    ags_col = next(c.name for c in schema.columns if c.out == "ags")
+    name_col = next(c.name for c in schema.columns if c.out == "gemeinde")
+    raw = _drop_aggregate_regions(raw, ags_col, lineage, key, frame, name_col)
     df = validate(raw, schema, path, lineage=lineage, frame_ags=None,
                   masked_rule=cfg["panel"].get("masked_count_rule", "midpoint"),
                   date_range=("2000-01-01", "2030-12-31"), frame=frame,
@@ -276,51 +335,22 @@ def read_monthly(cfg: dict[str, Any], key: str, frame_ags: set[str], lineage: Li
     for c in df.columns:
         if c in ("refugees", "b1_holders"):
             df[c] = df[c].astype("float64")
-    return _unknown_and_window(df, cfg, frame_ags, lineage, key, path)
+    last = ""
+    if len(df):
+        r = df.loc[df[LINE].idxmax()]
+        last = (f"the file's data end at line {last_line} ({r['ags']}, "
+                f"{r['month']:%Y-%m})" if pd.notna(r["month"]) else f"the file's data end at line {last_line}")
+    df = _unknown_and_window(df, cfg, frame_ags, lineage, key, path)
+    if frame is None:
+        frame = pd.DataFrame({"ags": sorted(frame_ags)})
+    check_coverage(df, cfg, frame, lineage, key, path, schema, last, opts)
+    return df
 
 
-def ingest_monthly(cfg: dict[str, Any], key: str) -> dict[str, pd.DataFrame]:
-    lineage = Lineage(f"ingest_{key}")
-    frame = load_frame(cfg)
-    df = read_monthly(cfg, key, set(frame["ags"]), lineage, frame=frame)
-    return _finish(cfg, lineage, {key: df})
+def ingest_monthly(cfg: dict[str, Any], raw: Path, frame: pd.DataFrame, lineage: Lineage,
+                   *, key: str) -> dict[str, pd.DataFrame]:
+    return {key: read_monthly(cfg, key, set(frame["ags"]), lineage, raw, frame=frame)}
 
 
-# ----------------------------------------------------------------------------- dispatch
-
-
-def _case_management(cfg: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    from ifm_eval.ingest.case_management import ingest_case_management
-
-    return ingest_case_management(cfg)
-
-
-READERS: dict[str, Callable[[dict[str, Any]], dict[str, pd.DataFrame]]] = {
-    "funding_applications": ingest_funding,
-    "im_posts": ingest_posts,
-    "kpi_reports": ingest_kpi,
-    "refugees_au": lambda cfg: ingest_monthly(cfg, "refugees_au"),
-    "employment_ba": lambda cfg: ingest_monthly(cfg, "employment_ba"),
-    "training": lambda cfg: ingest_monthly(cfg, "training"),
-    "language_b1": lambda cfg: ingest_monthly(cfg, "language_b1"),
-    "case_management": _case_management,
-}
-
-
-def ingest_source(cfg: dict[str, Any], key: str) -> dict[str, pd.DataFrame]:
-    """Read, validate and write one administrative source; returns the written frames."""
-    if key not in READERS:
-        raise ValueError(f"unknown admin source {key!r} (one of {sorted(READERS)})")
-    t0 = time.perf_counter()
-    out = READERS[key](cfg)
-    log.info("ingest %s: %.1f s", key, time.perf_counter() - t0)
-    return out
-
-
-def ingest_all(cfg: dict[str, Any], sources: tuple[str, ...] = ADMIN_SOURCES) -> None:
-    for key in sources:
-        ingest_source(cfg, key)
-
-
-__all__ = ["ADMIN_SOURCES", "IngestError", "ingest_source", "ingest_all", "load_frame",
-           "read_funding", "read_posts", "read_kpi", "read_monthly"]
+__all__ = ["IngestError", "ingest_funding", "ingest_kpi", "ingest_monthly", "ingest_posts",
+           "read_funding", "read_kpi", "read_monthly", "read_posts"]

@@ -25,10 +25,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ifm_eval import paths
 from ifm_eval.ingest import schemas as S
-from ifm_eval.ingest.readers import IngestError, check_file, repair_ags, write_parquet
+from ifm_eval.ingest.readers import (
+    IngestError,
+    IngestOptions,
+    check_file,
+    check_final_newline,
+    note,
+    repair_ags,
+)
 from ifm_eval.lineage import Lineage
+from ifm_eval.months import month_index, panel_window
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +51,6 @@ _STATUS = {
     ("Arbeit", "Beginn SvB"): (True, 0), ("Arbeit", "Ende"): (False, 0),
 }
 _FAR = np.int64(10**6)  # "no end"
-
-
-def _month_index(ts: pd.Timestamp) -> int:
-    return ts.year * 12 + ts.month - 1
 
 
 def _detect_encoding(path: Path, lineage: Lineage) -> str:
@@ -70,14 +73,21 @@ def _detect_encoding(path: Path, lineage: Lineage) -> str:
     return "utf8"
 
 
-def read_export(path: str | Path, frame_ags: set[str], lineage: Lineage) -> pd.DataFrame:
+def read_export(path: str | Path, frame_ags: set[str], lineage: Lineage,
+                require_final_newline: bool = True) -> pd.DataFrame:
     """Read and validate the export. Returns one row per event with integer columns
     ``pid, ags_code, month, bereich, start, sub, line`` and the AGS categories in
-    ``df.attrs['ags']``."""
+    ``df.attrs['ags']``. A file cut inside its last line is an error (see
+    :func:`~ifm_eval.ingest.readers.check_final_newline`)."""
     path = Path(path)
     raw = check_file(path)
+    n_lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    last = raw[raw.rstrip(b"\r\n").rfind(b"\n") + 1:].decode("utf-8", errors="replace").rstrip("\r\n")
+    final = check_final_newline(path, raw, last, n_lines, require_final_newline, lineage, SOURCE)
     del raw
     enc = _detect_encoding(path, lineage)
+    note(lineage, SOURCE, f"encoding {'UTF-8' if enc == 'utf8' else 'cp1252'}; separator ';'; "
+         f"header line 1; {'final line break' if final else 'no final line break'}")
     with path.open("rb") as fh:
         first = fh.readline().decode("utf-8-sig" if enc == "utf8" else "cp1252", errors="replace")
     header = [h.strip() for h in first.rstrip("\r\n").split(";")]
@@ -251,8 +261,8 @@ def aggregate_stocks(ev: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
     ags_cats = ev.attrs["ags"]
     au = _pair_spells(ev, _BEREICH["Unterbringung"], lineage, "AU")
     au = au.loc[au["end"] > au["start"]]
-    m0 = min(int(ev["month"].min()) if len(ev) else _month_index(start), _month_index(start))
-    m1 = _month_index(end)
+    m0 = min(int(ev["month"].min()) if len(ev) else month_index(start), month_index(start))
+    m1 = month_index(end)
     nm = m1 - m0 + 2  # one extra slot for deltas after the window
     frame_pos = {a: i for i, a in enumerate(frame_ags)}
     ags_map = np.array([frame_pos.get(a, -1) for a in ags_cats], dtype=np.int64)
@@ -264,7 +274,7 @@ def aggregate_stocks(ev: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
         a = ags_map[spells["ags_code"].to_numpy()]
         ok = (a >= 0) & (e > s)
         delta = np.bincount(a[ok] * nm + s[ok], minlength=na * nm) - np.bincount(a[ok] * nm + e[ok], minlength=na * nm)
-        return np.cumsum(delta.reshape(na, nm), axis=1)[:, _month_index(start) - m0: m1 - m0 + 1]
+        return np.cumsum(delta.reshape(na, nm), axis=1)[:, month_index(start) - m0: m1 - m0 + 1]
 
     def within_au(spells: pd.DataFrame, label: str) -> pd.DataFrame:
         spells = spells.reset_index(drop=True).rename_axis("spell").reset_index()
@@ -300,20 +310,17 @@ def aggregate_stocks(ev: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
     return res
 
 
-def ingest_case_management(cfg: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    from ifm_eval.ingest.admin import load_frame, panel_window
-
-    lineage = Lineage("ingest_case_management")
-    frame = load_frame(cfg)
+def ingest_case_management(cfg: dict[str, Any], raw: Path, frame: pd.DataFrame,
+                           lineage: Lineage) -> dict[str, pd.DataFrame]:
+    """The export at ``raw`` aggregated to municipality-month stocks (frame x panel window)."""
     ags = sorted(frame["ags"].tolist())
-    ev = read_export(paths.raw_path(cfg, "case_management"), set(ags), lineage)
+    ev = read_export(raw, set(ags), lineage,
+                     require_final_newline=IngestOptions.from_config(cfg).require_final_newline)
     start, end = panel_window(cfg)
     res = aggregate_stocks(ev, start, end, ags, lineage)
     lineage.add(SOURCE, "aggregate", len(ev), len(res), "aggregate",
                 f"{len(ev)} event rows of {ev.attrs['n_persons']} persons aggregated to "
                 f"municipality-month stocks ({len(ags)} municipalities x "
                 f"{res['month'].nunique()} months, zero-filled)")
-    write_parquet(res, paths.processed_path(cfg, "case_management"))
-    lineage.write(paths.lineage_path(cfg, lineage.stage))
     log.info("case management: %d events -> %d municipality-months", len(ev), len(res))
     return {"case_management": res}

@@ -14,6 +14,14 @@ from ifm_eval.ingest.readers import Col, Schema
 
 ANTRAG_PATTERN = r"PIK-IM-\d{4}"
 
+#: "not reported" markers of German tables (statistical offices: ``.`` unknown or secret,
+#: ``...`` not yet available, ``x`` not applicable; ``k.A.`` keine Angabe; ``-`` where a
+#: table uses it for "no value"). BA files keep ``-`` = 0 (masked counts) and so do not
+#: list it.
+NA_DESTATIS = ("k.A.", "-", "–", ".", "...", "x")
+NA_BA = ("k.A.", ".")
+NA_REPORTS = ("k.A.", "-", "–", ".", "n.v.")
+
 FUNDING_VERBAENDE = Schema(
     source="funding_applications",
     decimal_comma=True,  # numbers typed as text in German Excel ("0,75"); numeric cells kept
@@ -50,6 +58,7 @@ FUNDING_MEMBERS = Schema(
 IM_POSTS = Schema(
     source="im_posts",
     decimal_comma=True,
+    separator=";",
     columns=(
         Col("Stellen-ID", "stellen_id", pattern=r"S\d{5}"),
         Col("Antrags-Nr.", "antrag_nr", pattern=ANTRAG_PATTERN),
@@ -74,6 +83,7 @@ _KPI_COUNTS = (
 KPI_REPORTS = Schema(
     source="kpi_reports",
     decimal_comma=True,
+    na_tokens=NA_REPORTS,
     columns=(
         Col("AGS", "ags", "ags"),
         Col("Gemeinde", "gemeinde"),
@@ -85,6 +95,9 @@ KPI_REPORTS = Schema(
 
 REFUGEES_AU = Schema(
     source="refugees_au",
+    decimal_comma=True,  # counts only; '1.234' is a thousands separator
+    na_tokens=NA_DESTATIS,
+    separator=";",
     columns=(
         Col("AGS", "ags", "ags"),
         Col("Gemeinde", "gemeinde"),
@@ -98,6 +111,8 @@ REFUGEES_AU = Schema(
 EMPLOYMENT_BA = Schema(
     source="employment_ba",
     decimal_comma=True,
+    na_tokens=NA_BA,
+    separator=";",
     columns=(
         Col("Region", "ags", "ags"),
         Col("Regionsname", "gemeinde"),
@@ -111,6 +126,8 @@ EMPLOYMENT_BA = Schema(
 TRAINING = Schema(
     source="training",
     decimal_comma=True,
+    na_tokens=NA_BA,
+    separator=";",
     columns=(
         Col("Region", "ags", "ags"),
         Col("Regionsname", "gemeinde"),
@@ -123,6 +140,8 @@ TRAINING = Schema(
 
 LANGUAGE_B1 = Schema(
     source="language_b1",
+    na_tokens=("k.A.", "-", "–", "."),
+    separator=",",
     columns=(
         Col("ags", "ags", "ags"),
         Col("gemeinde", "gemeinde"),

@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ifm_eval import paths as P
 from ifm_eval.outputs import style
 from ifm_eval.outputs.style import label
 from ifm_eval.outputs.tablefmt import write_csv, write_table
-from ifm_eval.outputs.targets import DESCRIPTIVE_FIGURES, figures_dir, tables_dir
+from ifm_eval.outputs.targets import DESCRIPTIVE_FIGURES
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,8 @@ FIELDS: dict[str, list[str]] = {
     "start_month": ["start_month", "cohort_month", "im_start", "treatment_month"],
     "funded_vza": ["funded_vza", "vza_share", "vza_anteil", "vza", "VZÄ Anteil"],
     "n_posts": ["n_posts", "n_im_posts", "posts"],
-    "refugees_ref": ["refugees_20171109", "refugees_20170915", "refugees_au_20170915", "refugees_2017", "Geflüchtete AU 15.09.2017"],
+    "refugees_ref": ["refugees_20171109", "refugees_2017_09_15", "refugees_20170915", "refugees_au_20170915", "refugees_2017",
+                     "Geflüchtete AU 15.09.2017"],
     "capacity_before_vza": ["capacity_before_vza", "beratung_vorher_vza", "capacity_before"],
     "capacity_after_vza": ["capacity_after_vza", "beratung_nachher_vza", "capacity_after"],
     "capacity_change_vza": ["capacity_change_vza", "capacity_change"],
@@ -142,63 +142,47 @@ def _norm(value: Any) -> str:
     return s.replace("ae", "ae")
 
 
-def _read(path: Path) -> pd.DataFrame | None:
-    if not path.is_file():
-        log.warning("input missing: %s", path)
-        return None
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    for c in ("ags", "AGS"):
-        if c in df:
-            df[c] = df[c].astype("string").str.zfill(8)
-            if c == "AGS":
-                df = df.rename(columns={"AGS": "ags"})
-    return df
-
-
-def _first_per_ags(df: pd.DataFrame) -> pd.DataFrame:
+def _first_per_ags(df: pd.DataFrame, name: str) -> pd.DataFrame:
     if "ags" not in df:
-        return df.iloc[0:0]
+        raise KeyError(f"descriptives: input {name!r} has no column 'ags' (columns {list(df.columns)})")
     return df.drop_duplicates("ags").set_index("ags")
 
 
-def _posts_per_ags(posts: pd.DataFrame | None) -> pd.Series | None:
-    if posts is None or "ags" not in posts:
-        return None
+def _posts_per_ags(posts: pd.DataFrame) -> pd.Series:
     pid = next((c for c in ("post_id", "stellen_id", "Stellen-ID") if c in posts), None)
-    if pid is None:
-        return None
+    if "ags" not in posts or pid is None:
+        raise KeyError(f"descriptives: the posts table needs ags and a post id column, has {list(posts.columns)}")
     return posts.groupby("ags")[pid].nunique().rename("n_posts")
 
 
-def load_inputs(cfg: dict[str, Any]) -> dict[str, pd.DataFrame | None]:
-    return {
-        "survey": _read(P.processed_path(cfg, "survey_harmonised")),
-        "treatment": _read(P.processed_path(cfg, "treatment")),
-        "members": _read(P.processed_path(cfg, "funding_members")),
-        "posts": _read(P.processed_path(cfg, "im_posts")),
-        "frame": _read(P.processed_path(cfg, "municipalities")),
-    }
+def load_inputs(files: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    """The processed tables the charts are drawn from: ``survey`` (harmonised), ``treatment``,
+    ``members`` (funding members), ``posts``, ``frame`` (municipalities)."""
+    need = ("survey", "treatment", "members", "posts", "frame")
+    missing = [k for k in need if k not in files]
+    if missing:
+        raise KeyError(f"descriptives: input(s) {missing} not given")
+    return {k: pd.read_parquet(files[k]) for k in need}
 
 
-def municipality_frame(inputs: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
-    """One row per municipality with the canonical fields of :data:`FIELDS`."""
+def municipality_frame(inputs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per municipality with the canonical fields of :data:`FIELDS` (``inputs``:
+    :func:`load_inputs`)."""
     order = ["survey", "treatment", "members", "frame"]
-    frames = {k: _first_per_ags(inputs[k]) for k in order if inputs.get(k) is not None}
-    index = pd.Index(sorted(set().union(*[f.index for f in frames.values()])) if frames else [], name="ags")
+    frames = {k: _first_per_ags(inputs[k], k) for k in order}
+    index = pd.Index(sorted(set().union(*[f.index for f in frames.values()])), name="ags")
     out = pd.DataFrame(index=index)
-    posts = _posts_per_ags(inputs.get("posts"))
+    posts = _posts_per_ags(inputs["posts"])
     for fld, candidates in FIELDS.items():
         if fld == "ags":
             continue
         for src in order:
-            df = frames.get(src)
-            if df is None:
-                continue
+            df = frames[src]
             col = next((c for c in candidates if c in df.columns and df[c].notna().any()), None)
             if col is not None:
                 out[fld] = df[col].reindex(index)
                 break
-        if fld == "n_posts" and fld not in out and posts is not None:
+        if fld == "n_posts" and fld not in out:
             out[fld] = posts.reindex(index)
     # normalise codings
     for fld, aliases in VALUE_ALIASES.items():
@@ -212,11 +196,11 @@ def municipality_frame(inputs: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
     if "capacity_change_vza" not in out and {"capacity_before_vza", "capacity_after_vza"} <= set(out):
         out["capacity_change_vza"] = out["capacity_after_vza"] - out["capacity_before_vza"]
     if "applied" not in out:
-        if "members" in frames:
-            out["applied"] = out.index.isin(frames["members"].index)
-        elif "start_month" in out:
-            out["applied"] = out["start_month"].notna()
+        out["applied"] = out.index.isin(frames["members"].index)
     out["applied"] = out["applied"].fillna(False).astype(bool)
+    if missing := [f for f in FIELDS if f != "ags" and f not in out]:
+        raise KeyError("descriptives: no column for field(s) " + "; ".join(f"{f} (tried {FIELDS[f]})" for f in missing)
+                       + f" in the inputs {order}: extend FIELDS if a column was renamed")
     return out.reset_index()
 
 
@@ -250,7 +234,7 @@ class ChartData:
 
 def _categorical(m: pd.DataFrame, fld: str, order: list[str] | None = None) -> tuple[pd.DataFrame, int]:
     labels = CATEGORY_LABELS.get(fld, {})
-    vals = m.loc[m["applied"], fld].dropna() if fld in m else pd.Series(dtype=object)
+    vals = m.loc[m["applied"], fld].dropna()
     n = int(len(vals))
     cats = order or list(labels) or sorted(vals.unique())
     counts = vals.value_counts()
@@ -266,7 +250,7 @@ def _multi(m: pd.DataFrame, group: str) -> tuple[pd.DataFrame, int]:
     labels = CATEGORY_LABELS[group]
     rows, ns = [], []
     for fld, (de, en) in labels.items():
-        vals = m.loc[m["applied"], fld].dropna() if fld in m else pd.Series(dtype=float)
+        vals = m.loc[m["applied"], fld].dropna()
         n = int(len(vals))
         ns.append(n)
         k = int(vals.astype(bool).sum())
@@ -291,7 +275,7 @@ def chart_data(m: pd.DataFrame) -> dict[str, ChartData]:
     out: dict[str, ChartData] = {}
 
     # start month: municipalities per month + cumulative share
-    sm = a["start_month"].dropna() if "start_month" in a else pd.Series(dtype="period[M]")
+    sm = a["start_month"].dropna()
     if len(sm):
         months = pd.period_range(sm.min(), sm.max(), freq="M")
         counts = sm.value_counts().reindex(months, fill_value=0)
@@ -314,12 +298,12 @@ def chart_data(m: pd.DataFrame) -> dict[str, ChartData]:
                                  tab, n_all, ["ministry", "w1", "geo"], extra={"n_applied": n_applied, "n_not_applied": n_all - n_applied}, kind="map")
 
     # funded VZÄ per municipality, and posts (persons)
-    if "funded_vza" in a:
+    if a["funded_vza"].notna().any():
         tab, n = _binned(a["funded_vza"], [-np.inf, 0.5, 1.0, 2.0, np.inf],
                          [("bis 0,5", "up to 0.5"), ("über 0,5 bis 1", "0.5–1"), ("über 1 bis 2", "1–2"), ("über 2", "over 2")])
         v = a["funded_vza"].dropna()
         extra = {"share_le_1": 100 * float((v <= 1).mean()), "share_gt_2": 100 * float((v > 2).mean())}
-        if "n_posts" in a and a["n_posts"].notna().any():
+        if a["n_posts"].notna().any():
             p = a["n_posts"].dropna()
             extra |= {"share_one_post": 100 * float((p == 1).mean()), "share_two_posts": 100 * float((p == 2).mean())}
     else:
@@ -328,20 +312,20 @@ def chart_data(m: pd.DataFrame) -> dict[str, ChartData]:
                                             tab, n, ["ministry", "w1"], note=("Stand August 2018.", "As of August 2018."), extra=extra, kind="bar")
 
     # change in counselling capacity
-    if "capacity_change_vza" in a and a["capacity_change_vza"].notna().any():
+    if a["capacity_change_vza"].notna().any():
         ch = a["capacity_change_vza"].dropna()
         tab, n = _binned(ch, [-np.inf, -1e-9, 1e-9, 0.5, 1.0, 2.0, np.inf],
                          [("weniger", "less"), ("unverändert", "unchanged"), ("über 0 bis 0,5", "0–0.5"),
                           ("über 0,5 bis 1", "0.5–1"), ("über 1 bis 2", "1–2"), ("über 2", "over 2")])
-        before = a.loc[ch.index, "capacity_before_vza"] if "capacity_before_vza" in a else pd.Series(np.nan, index=ch.index)
+        before = a.loc[ch.index, "capacity_before_vza"]
         rel = (ch / before.where(before > 0)).dropna()
         extra = {"share_more": 100 * float((ch > 1e-9).mean()), "share_unchanged": 100 * float((ch.abs() <= 1e-9).mean()),
                  "share_less": 100 * float((ch < -1e-9).mean()), "median_change": float(ch.median()), "mean_change": float(ch.mean()),
                  "median_change_rel": 100 * float(rel.median()) if len(rel) else np.nan,
                  "mean_change_rel": 100 * float(rel.mean()) if len(rel) else np.nan}
         # denominator of the published shares: all responding applicants (incl. "don't know")
-        n_resp = int(a["capacity_before_vza"].notna().sum()) if "capacity_before_vza" in a else n
-        if "refugees_ref" in a and a["refugees_ref"].notna().any():
+        n_resp = int(a["capacity_before_vza"].notna().sum())
+        if a["refugees_ref"].notna().any():
             r = a.loc[ch.index, "refugees_ref"].fillna(0)
             extra["share_refugees_improved"] = 100 * float(r[ch > 1e-9].sum() / r.sum()) if r.sum() > 0 else np.nan
         extra["n_responding"] = n_resp
@@ -442,8 +426,7 @@ def _share_of(cd: ChartData, key: str) -> tuple[float, int]:
 def comparison_table(charts: dict[str, ChartData]) -> pd.DataFrame:
     rows = []
     for chart, key, pub, qual, de, en in PUBLISHED:
-        cd = charts.get(chart)
-        share, n = _share_of(cd, key) if cd is not None else (np.nan, 0)
+        share, n = _share_of(charts[chart], key)
         rows.append({"chart": chart, "item": key, "item_de": de, "item_en": en, "published": float(pub),
                      "qualifier": qual, "replicated": share, "difference": share - pub, "n": int(n)})
     return pd.DataFrame(rows)
@@ -555,7 +538,7 @@ def start_class(start: pd.Series) -> pd.Series:
     return out
 
 
-def draw_start_map(m: pd.DataFrame, geo_municipalities: Path, geo_kreise: Path | None, lang: str, title: str):
+def draw_start_map(m: pd.DataFrame, geo_municipalities: Path, geo_kreise: Path, lang: str, title: str):
     """Choropleth of the IM start class by municipality on the real VG5000 boundaries."""
     import geopandas as gpd
     import matplotlib.pyplot as plt
@@ -565,7 +548,7 @@ def draw_start_map(m: pd.DataFrame, geo_municipalities: Path, geo_kreise: Path |
     g["ags"] = g["ags"].astype(str).str.zfill(8)
     g = g.to_crs(25832)
     d = g.merge(m[["ags", "start_month", "applied"]], on="ags", how="left")
-    d["cls"] = start_class(d["start_month"]) if "start_month" in d else -1
+    d["cls"] = start_class(d["start_month"])
     fig, ax = plt.subplots(figsize=(8.6, 6.6))
     for i, shade in enumerate(MAP_GRAYS):
         sub = d[d["cls"] == i]
@@ -574,9 +557,8 @@ def draw_start_map(m: pd.DataFrame, geo_municipalities: Path, geo_kreise: Path |
     none = d[d["cls"] == -1]
     if len(none):
         none.plot(ax=ax, facecolor="white", edgecolor="#777777", linewidth=0.2, hatch="////")
-    if geo_kreise is not None and Path(geo_kreise).is_file():
-        k = gpd.read_file(geo_kreise).to_crs(25832)
-        k.boundary.plot(ax=ax, color="black", linewidth=0.5)
+    k = gpd.read_file(geo_kreise).to_crs(25832)
+    k.boundary.plot(ax=ax, color="black", linewidth=0.5)
     ax.set_axis_off()
     handles = [Patch(facecolor=MAP_GRAYS[i], edgecolor="black", linewidth=0.3,
                      label=f"{MAP_CLASSES[i][1][0 if lang == 'de' else 1]} ({style.format_int((d['cls'] == i).sum(), lang)})")
@@ -589,7 +571,7 @@ def draw_start_map(m: pd.DataFrame, geo_municipalities: Path, geo_kreise: Path |
     return fig
 
 
-def draw_chart(cd: ChartData, lang: str, m: pd.DataFrame | None = None, geo: tuple[Path, Path | None] | None = None):
+def draw_chart(cd: ChartData, lang: str, m: pd.DataFrame, geo: tuple[Path, Path]):
     style.apply_style()
     title = cd.title[0 if lang == "de" else 1]
     if cd.kind == "map":
@@ -604,15 +586,15 @@ def draw_chart(cd: ChartData, lang: str, m: pd.DataFrame | None = None, geo: tup
 # ------------------------------------------------------------------ stage
 
 
-def build_descriptives(cfg: dict[str, Any], inputs: dict[str, pd.DataFrame | None] | None = None) -> dict[str, Any]:
-    """Draw all charts, write the shares table and the comparison table. Returns a summary."""
+def build_descriptives(cfg: dict[str, Any], inputs: dict[str, pd.DataFrame], geo: tuple[Path, Path],
+                       fig_dir: Path, table_dir: Path) -> dict[str, Any]:
+    """Draw all charts into ``fig_dir``, write the shares and comparison tables into
+    ``table_dir``. Returns a summary (``figures``: files written, ``tables``, ...)."""
     lang = style.language(cfg)
     synthetic = style.is_synthetic(cfg)
-    inputs = inputs if inputs is not None else load_inputs(cfg)
     m = municipality_frame(inputs)
     charts = chart_data(m)
-    fdir = figures_dir(cfg) / "descriptives"
-    geo = (P.reference_path(cfg, "geo_gemeinden"), P.reference_path(cfg, "geo_kreise"))
+    fdir = Path(fig_dir)
     written: list[Path] = []
     for key in DESCRIPTIVE_FIGURES:
         cd = charts[key]
@@ -620,7 +602,7 @@ def build_descriptives(cfg: dict[str, Any], inputs: dict[str, pd.DataFrame | Non
         note = cd.note[0 if lang == "de" else 1] if cd.note else None
         written += style.finish_figure(fig, fdir / key, synthetic=synthetic, source=_source_line(cd, lang),
                                        n=cd.n, note=note, lang=lang)
-    tdir = tables_dir(cfg)
+    tdir = Path(table_dir)
     tdir.mkdir(parents=True, exist_ok=True)
     shares = pd.concat([cd.table.assign(chart=k, n_chart=cd.n) for k, cd in charts.items() if k != "map_start"], ignore_index=True)
     cols = ["chart"] + [c for c in shares.columns if c != "chart"]
@@ -631,13 +613,14 @@ def build_descriptives(cfg: dict[str, Any], inputs: dict[str, pd.DataFrame | Non
                 "difference": "Differenz (PP)", "n": "N Kommunen"} if lang == "de" else
                {"item_en": "Figure", "qualifier": "", "published": "Short report (%)", "replicated": "Replication (%)",
                 "difference": "Difference (pp)", "n": "N municipalities"})
-    write_table(show, tdir / "descriptives_comparison", caption=("Anteile im Vergleich zum Kurzbericht" if lang == "de" else "Shares compared with the short report"),
+    tables = [tdir / "descriptives_shares.csv"]
+    tables += write_table(show, tdir / "descriptives_comparison", caption=("Anteile im Vergleich zum Kurzbericht" if lang == "de" else "Shares compared with the short report"),
                 headers=headers, kinds={"published": "num", "replicated": "num", "difference": "num", "n": "int"}, csv_frame=comp,
                 digits={"published": 0, "replicated": 1, "difference": 1}, lang=lang, synthetic=synthetic,
-                note=("Anteile an Kommunen mit gültiger Angabe." if lang == "de" else "Shares of municipalities with a valid answer."))
+                note=("Anteile an Kommunen mit gültiger Angabe." if lang == "de" else "Shares of municipalities with a valid answer.")).values()
     log.info("descriptives: %d figure file(s), comparison of %d published shares", len(written), len(comp))
     # a readable print of the comparison for the log
     log.info("\n%s", comp[["item_en", "qualifier", "published", "replicated", "n"]].round(1).to_string(index=False))
-    return {"figures": written, "comparison": comp, "charts": charts}
+    return {"figures": written, "tables": tables, "comparison": comp, "charts": charts}
 
 

@@ -12,13 +12,13 @@ Convention for the checker: columns that count persons are named ``n_persons``,
 ``n_persons_*``, ``*_persons`` or carry a panel count name (``refugees``, ``employed``,
 ``in_training``, ``b1_holders`` and their ``_lo``/``_hi`` bounds). Municipality counts
 (``n``, ``n_units``, ``n_municipalities``) and municipality-months (``n_obs``) are not
-person counts. :func:`check_results` scans every CSV and Parquet under ``results/`` and
-reports any person-count cell in ``(0, min_cell)``.
+person counts. :func:`check_files` scans the given CSV and Parquet files (the
+``check_disclosure`` job: every published file its rule declares) and reports any
+person-count cell in ``(0, min_cell)``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 from dataclasses import dataclass
@@ -162,11 +162,11 @@ def _read_any(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=True)
 
 
-def check_results(results_dir: str | Path, threshold: int = DEFAULT_MIN_CELL) -> list[Violation]:
-    """Every person-count cell in ``(0, threshold)`` in any CSV/Parquet under ``results_dir``."""
-    results_dir = Path(results_dir)
+def check_files(files: list[str | Path], threshold: int = DEFAULT_MIN_CELL) -> list[Violation]:
+    """Every person-count cell in ``(0, threshold)`` in the given CSV/Parquet files (other
+    files are skipped: figures and reports are built from checked tables)."""
     violations: list[Violation] = []
-    files = sorted(p for p in results_dir.rglob("*") if p.suffix in {".csv", ".parquet"})
+    files = sorted(Path(p) for p in files if Path(p).suffix in {".csv", ".parquet"})
     for path in files:
         try:
             df = _read_any(path)
@@ -180,30 +180,5 @@ def check_results(results_dir: str | Path, threshold: int = DEFAULT_MIN_CELL) ->
             bad = (vals > 0) & (vals < threshold)
             for i in np.flatnonzero(bad.to_numpy()):
                 violations.append(Violation(str(path), str(col), int(i), float(vals.iloc[i])))
-    log.info("disclosure check: %d file(s) scanned under %s, %d violation(s)", len(files), results_dir, len(violations))
+    log.info("disclosure check: %d file(s) scanned, %d violation(s)", len(files), len(violations))
     return violations
-
-
-def run_check(args: argparse.Namespace) -> None:
-    import json
-
-    from ifm_eval.config import load_config
-    from ifm_eval.paths import results_dir
-
-    cfg = load_config(args.config)
-    threshold = min_cell(cfg)
-    root = Path(args.results or results_dir(cfg))
-    violations = check_results(root, threshold)
-    files = sorted(str(p) for p in root.rglob("*") if p.suffix in {".csv", ".parquet"})
-    report = {
-        "min_cell": threshold,
-        "files_scanned": len(files),
-        "violations": [str(v) for v in violations],
-        "passed": not violations,
-    }
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    if violations:
-        shown = "\n".join(str(v) for v in violations[:20])
-        raise RuntimeError(f"{len(violations)} cell(s) below min_cell={threshold} under {root}:\n{shown}")

@@ -2,8 +2,13 @@
 uniform bands, planted truth on stand-in data), robustness panel across specifications,
 cohort map, raw trends by cohort, group-time heat map. PNG + PDF, grayscale-readable.
 
-Inputs: tidy estimates ``results/estimates/*.parquet`` (+ ``.json`` metadata), the panel
-(raw trends, cohort map) and, for stand-in data, ``truth.json``.
+Inputs (all declared by the ``figures`` rule): the tidy estimates and metadata of the
+configured models, the panel (raw trends, cohort map), the map layers and, for stand-in
+data, the true cell effects (:func:`ifm_eval.validation.cell_effects`).
+
+Main specifications are those with ``role: main`` in their metadata (``spec.role``, see
+:func:`model_table`); nothing is inferred from model names. The robustness panel's data
+(every specification plotted) is written next to it as ``robustness.csv``.
 """
 
 from __future__ import annotations
@@ -16,12 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ifm_eval import paths as P
 from ifm_eval.outputs import style
 from ifm_eval.outputs.disclosure import min_cell, suppress_rates
 from ifm_eval.outputs.style import label
 from ifm_eval.outputs.tablefmt import write_csv
-from ifm_eval.outputs.targets import figures_dir, outcome_key, outcomes
+from ifm_eval.outputs.targets import outcome_key
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +39,20 @@ PANEL_START = pd.Period("2015-01", "M")
 # ------------------------------------------------------------------ loading results
 
 
-def load_estimates(results_dir: str | Path) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """All tidy estimate files (one frame, column ``model`` = file stem) and their metadata."""
-    d = Path(results_dir) / "estimates"
+def load_estimates(tidy: list[str | Path], meta_files: list[str | Path]) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The given tidy estimate files (one frame, column ``model`` = file stem) and their
+    metadata files (one per tidy file, same stem): exactly the configured models."""
+    tidy = [Path(p) for p in tidy]
+    by_stem = {Path(p).stem: Path(p) for p in meta_files}
+    if sorted(by_stem) != sorted(p.stem for p in tidy):
+        raise ValueError(f"estimate files and metadata files differ: {sorted(p.stem for p in tidy)} "
+                         f"vs {sorted(by_stem)}")
     frames, meta = [], {}
-    for p in sorted(d.glob("*.parquet")):
+    for p in sorted(tidy, key=lambda q: q.stem):
         df = pd.read_parquet(p)
         df["model"] = p.stem
         frames.append(df)
-        j = p.with_suffix(".json")
-        meta[p.stem] = json.loads(j.read_text(encoding="utf-8")) if j.is_file() else {}
+        meta[p.stem] = json.loads(by_stem[p.stem].read_text(encoding="utf-8"))
     est = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["model", "spec", "estimator", "outcome", "kind", "event_time", "estimate", "se", "ci_low", "ci_high",
                  "cband_low", "cband_high", "p", "cohort", "time", "n_units", "n_obs", "n_clusters"])
@@ -55,34 +63,51 @@ def load_estimates(results_dir: str | Path) -> tuple[pd.DataFrame, dict[str, dic
     return est, meta
 
 
-def _spec_of(meta: dict[str, Any]) -> dict[str, Any]:
-    spec = meta.get("spec", {})
-    return spec if isinstance(spec, dict) else {}
+def spec_of(meta: dict[str, dict[str, Any]], model: str) -> dict[str, Any]:
+    """The normalised spec of ``model`` from its metadata (``spec``, with ``role``)."""
+    spec = (meta.get(model) or {}).get("spec")
+    if not isinstance(spec, dict) or "role" not in spec:
+        raise ValueError(f"metadata of model {model!r} has no spec with a role (estimated before specs had "
+                         "roles? rerun its estimate job)")
+    return spec
+
+
+ROLES = ("main", "robustness")
 
 
 def model_table(est: pd.DataFrame, meta: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per model: estimator, outcome and whether it is the main specification.
-
-    Main = the spec says so (``main: true`` or ``role: main``); otherwise, per (estimator,
-    outcome), the model whose name is shortest (the unvaried default of a grid).
-    """
+    """One row per model with estimates: estimator, outcome, role and whether it is a main
+    specification (``spec.role == "main"`` in its metadata; at most one main spec per
+    estimator and outcome)."""
     if est.empty:
-        return pd.DataFrame(columns=["model", "estimator", "outcome_key", "is_main", "spec_dict"])
+        return pd.DataFrame(columns=["model", "estimator", "outcome_key", "role", "is_main", "spec_dict"])
     rows = est.groupby("model", sort=True).agg(estimator=("estimator", "first"), outcome=("outcome", "first"),
                                                 outcome_key=("outcome_key", "first")).reset_index()
-    rows["spec_dict"] = rows["model"].map(lambda m: _spec_of(meta.get(m, {})))
-    flagged = rows["spec_dict"].map(lambda s: bool(s.get("main")) or s.get("role") == "main")
-    # the config's main grids are named "{estimator}_{outcome}"
-    flagged |= rows["model"] == rows["estimator"].astype(str) + "_" + rows["outcome"].astype(str)
-    rows["is_main"] = flagged
-    for (_, _), grp in rows.groupby(["estimator", "outcome_key"]):
-        if not grp["is_main"].any():
-            best = sorted(grp["model"], key=lambda n: (n.startswith(("rob_", "het_", "sens_")), len(n), n))[0]
-            rows.loc[rows["model"] == best, "is_main"] = True
-        elif grp["is_main"].sum() > 1:  # keep one
-            keep = sorted(grp.loc[grp["is_main"], "model"], key=lambda n: (len(n), n))[0]
-            rows.loc[grp.index, "is_main"] = rows.loc[grp.index, "model"] == keep
+    rows["spec_dict"] = rows["model"].map(lambda m: spec_of(meta, m))
+    rows["role"] = rows["spec_dict"].map(lambda s: s["role"])
+    if bad := sorted(set(rows["role"]) - set(ROLES)):
+        raise ValueError(f"unknown spec role(s) {bad} (allowed: {list(ROLES)})")
+    rows["is_main"] = rows["role"] == "main"
+    dup = rows[rows["is_main"]].groupby(["estimator", "outcome_key"])["model"].apply(list)
+    dup = dup[dup.map(len) > 1]
+    if len(dup):
+        raise ValueError(f"several main specifications for one estimator and outcome: {dup.to_dict()}")
     return rows
+
+
+#: The headline estimator where several main specs exist per outcome (one per estimator).
+HEADLINE_ESTIMATOR = "callaway_santanna"
+
+
+def headline_models(models: pd.DataFrame) -> dict[str, str]:
+    """Per outcome key, the headline main model: Callaway & Sant'Anna if it has a main
+    spec for the outcome, else the first main spec in :data:`ESTIMATOR_ORDER`."""
+    main = models[models["is_main"]]
+    out = {}
+    for o, g in main.groupby("outcome_key", sort=True):
+        g = g.assign(rank=g["estimator"].map(lambda e: (e != HEADLINE_ESTIMATOR, _estimator_rank(e))))
+        out[str(o)] = str(g.sort_values(["rank", "model"]).iloc[0]["model"])
+    return out
 
 
 def _estimator_rank(name: str) -> tuple[int, str]:
@@ -113,23 +138,16 @@ def matched_truth_paths(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str,
     from ifm_eval.validation import matched_truth, tau_column
 
     out: dict[str, dict[str, pd.Series]] = {}
-    if cells is None or models.empty:
+    if cells is None:  # real data: no planted truth
         return out
     for row in models[models["is_main"]].itertuples():
-        spec = _spec_of(meta.get(row.model, {}))
-        if not spec or tau_column(str(spec.get("outcome"))) not in cells:
-            continue
+        spec = spec_of(meta, row.model)
+        if tau_column(str(spec["outcome"])) not in cells:
+            raise KeyError(f"true cell effects have no {tau_column(str(spec['outcome']))} (model {row.model})")
         m = matched_truth(cells, spec, est[est["model"] == row.model], meta.get(row.model, {}))
         if len(m.path):
             out.setdefault(row.outcome_key, {})[row.estimator] = m.path["truth"]
     return out
-
-
-def truth_paths(truth: Any) -> dict[str, pd.Series]:
-    """True event-time paths per outcome key from a :class:`~ifm_eval.outputs.truth.PlantedTruth`."""
-    if truth is None:
-        return {}
-    return {o: truth.path(o) for o in truth.outcomes()}
 
 
 def t_to_period(t: Any) -> pd.Period:
@@ -286,14 +304,26 @@ def spec_label(model: str, outcome: str) -> str:
     return model
 
 
-def robustness_figure(est: pd.DataFrame, models: pd.DataFrame, outcome_keys: list[str], lang: str):
+ROBUSTNESS_COLUMNS = ["model", "label", "estimator", "outcome_key", "role", "is_main", "aggregation", "estimate", "ci_low",
+                      "ci_high"]
+
+
+def robustness_data(est: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
+    """What the robustness panel plots: the headline overall effect of every specification
+    with estimates (one row per model; ``label`` is its row in the panel)."""
+    ov = overall_rows(est).merge(models[["model", "role", "is_main"]], on="model", validate="one_to_one")
+    ov["label"] = [spec_label(m, o) for m, o in zip(ov["model"], ov["outcome_key"], strict=True)]
+    return ov[ROBUSTNESS_COLUMNS].reset_index(drop=True)
+
+
+def robustness_figure(data: pd.DataFrame, outcome_keys: list[str], lang: str):
+    """The robustness panel of :func:`robustness_data` (one column per outcome)."""
     import matplotlib.pyplot as plt
 
     style.apply_style()
-    ov = overall_rows(est).merge(models[["model", "is_main"]], on="model")
-    ov["label"] = [spec_label(m, o) for m, o in zip(ov["model"], ov["outcome_key"], strict=False)]
-    ov["rank"] = ov["estimator"].map(_estimator_rank)
-    order = (ov.sort_values(["rank", "is_main", "label"], ascending=[True, False, True])["label"].drop_duplicates().tolist())
+    ov = data.assign(rank=data["estimator"].map(_estimator_rank))
+    # rows: per estimator (plotting order), main specification first, then by label
+    order = ov.sort_values(["rank", "is_main", "label"], ascending=[True, False, True])["label"].drop_duplicates().tolist()
     ypos = {lab: len(order) - 1 - i for i, lab in enumerate(order)}
     fig, axes = plt.subplots(1, len(outcome_keys), figsize=(2.3 * len(outcome_keys) + 2.4, 0.26 * len(order) + 1.9),
                              squeeze=False, sharey=True)
@@ -301,7 +331,7 @@ def robustness_figure(est: pd.DataFrame, models: pd.DataFrame, outcome_keys: lis
         d = ov[ov["outcome_key"] == o]
         y = d["label"].map(ypos).to_numpy()
         ax.hlines(y, d["ci_low"], d["ci_high"], color="#444444", linewidth=1.2)
-        for yy, r in zip(y, d.itertuples(), strict=False):
+        for yy, r in zip(y, d.itertuples(), strict=True):
             ax.plot(r.estimate, yy, marker="o", markersize=5 if r.is_main else 3.8,
                     markerfacecolor="black" if r.is_main else "white", markeredgecolor="black")
         ax.axvline(0, color="black", linewidth=0.8)
@@ -416,41 +446,52 @@ def heatmap_figure(est: pd.DataFrame, models: pd.DataFrame, outcome: str, lang: 
 # ------------------------------------------------------------------ stage
 
 
-def build_figures(cfg: dict[str, Any], panel: pd.DataFrame | None = None, models_cfg: dict | None = None) -> list[Path]:
+def band_estimators(est: pd.DataFrame, models: pd.DataFrame, outcome: str) -> list[str]:
+    """Main-spec estimators of ``outcome`` whose event study has a uniform band."""
+    main = models[models["is_main"] & (models["outcome_key"] == outcome)]
+    ev = est[est["model"].isin(main["model"]) & (est["kind"] == "event_time")]
+    has = ev.groupby("estimator")["cband_low"].apply(lambda s: bool(s.notna().any()))
+    return sorted(has[has].index, key=_estimator_rank)
+
+
+def build_figures(cfg: dict[str, Any], est: pd.DataFrame, meta: dict[str, dict[str, Any]], panel: pd.DataFrame,
+                  cells: pd.DataFrame | None, geo: tuple[Path, Path], out_dir: Path,
+                  outcome_keys: list[str]) -> list[Path]:
+    """Every result figure into ``out_dir``: per outcome of ``outcome_keys`` (those of the
+    configured models) and across them. ``cells``: true cell effects (stand-in data) or None
+    (real data); ``geo``: the municipality and Kreis map layers."""
     from ifm_eval.outputs.descriptives import draw_start_map
 
     lang = style.language(cfg)
     synthetic = style.is_synthetic(cfg)
     threshold = min_cell(cfg)
-    out_dir = figures_dir(cfg)
-    est, meta = load_estimates(P.results_dir(cfg))
+    out_dir = Path(out_dir)
     models = model_table(est, meta)
-    if panel is None:
-        panel = pd.read_parquet(P.processed_path(cfg, "panel"))
-    from ifm_eval.validation import load_cell_effects
-
     # planted truth matched to each main model (stand-in data only)
-    truth = matched_truth_paths(est, models, meta, load_cell_effects(cfg, panel))
-    keys = outcomes(cfg, models_cfg) if models_cfg else sorted(set(models["outcome_key"])) or outcomes(cfg)
+    truth = matched_truth_paths(est, models, meta, cells)
+    keys = list(outcome_keys)
     src_est = ("Eigene Schätzungen auf Basis des Panels Kommune × Monat" if lang == "de"
                else "Own estimates on the municipality × month panel")
     written: list[Path] = []
     for o in keys:
         fig, n, clip_note = event_study_figure(est, models, o, lang, truth.get(o))
+        bands = ", ".join(label(e, lang) for e in band_estimators(est, models, o))
         note = ("Hauptspezifikation je Schätzer; Effekt auf die Quote in Prozentpunkten; senkrechte Linien: punktweise "
-                "95-%-Konfidenzintervalle; graue Fläche: simultanes 95-%-Band (nur Callaway & Sant'Anna)"
+                "95-%-Konfidenzintervalle"
+                + (f"; graue Fläche: simultanes 95-%-Band (nur {bands})" if bands else "")
                 + ("; gestrichelt: eingepflanzter wahrer Effekt über dieselben behandelten Kommune-Monate und mit denselben "
                    "Gewichten wie die jeweilige Schätzung" if o in truth else "") + "."
                 if lang == "de" else
                 "Main specification per estimator; effect on the rate in percentage points; vertical lines: pointwise 95% "
-                "confidence intervals; grey area: uniform 95% band (Callaway & Sant'Anna only)"
+                "confidence intervals"
+                + (f"; grey area: uniform 95% band ({bands} only)" if bands else "")
                 + ("; dashed: planted true effect over the same treated municipality-months and with the same weights as "
                    "the respective estimate" if o in truth else "") + ".")
         if clip_note:
             note += " " + clip_note
         written += style.finish_figure(fig, out_dir / f"event_study_{o}", synthetic=synthetic, source=src_est, n=n, note=note, lang=lang)
         tab = raw_trends_table(panel, o, threshold, lang)
-        write_csv(tab, out_dir / f"raw_trends_{o}.csv", synthetic=synthetic)
+        written.append(write_csv(tab, out_dir / f"raw_trends_{o}.csv", synthetic=synthetic))
         fig = raw_trends_figure(tab, panel, o, lang)
         note = (f"Personengewichtete Quote; Zellen mit weniger als {threshold} Personen unterdrückt; gepunktet: erster Start der Gruppe."
                 if lang == "de" else f"Person-weighted rate; cells with fewer than {threshold} persons suppressed; dotted: first start in group.")
@@ -458,11 +499,13 @@ def build_figures(cfg: dict[str, Any], panel: pd.DataFrame | None = None, models
                                        n=int(panel["ags"].nunique()), note=note, lang=lang)
         fig, n = heatmap_figure(est, models, o, lang)
         written += style.finish_figure(fig, out_dir / f"group_time_heatmap_{o}", synthetic=synthetic, source=src_est, n=n, lang=lang)
-    fig = robustness_figure(est, models, keys, lang)
-    written += style.finish_figure(fig, out_dir / "robustness", synthetic=synthetic, source=src_est, n=f"{models['model'].nunique()} Modelle" if lang == "de" else f"{models['model'].nunique()} models",
+    rob = robustness_data(est, models)
+    written.append(write_csv(rob, out_dir / "robustness.csv", synthetic=synthetic))
+    fig = robustness_figure(rob, keys, lang)
+    written += style.finish_figure(fig, out_dir / "robustness", synthetic=synthetic, source=src_est, n=f"{rob['model'].nunique()} Modelle" if lang == "de" else f"{rob['model'].nunique()} models",
                                    note=("Gesamteffekt (Prozentpunkte) mit punktweisem 95-%-Konfidenzintervall; Definition je Schätzer im Bericht." if lang == "de" else "Overall effect (percentage points) with pointwise 95% CI; definition per estimator in the report."), lang=lang)
     cf = cohort_frame(panel)
-    fig = draw_start_map(cf, P.reference_path(cfg, "geo_gemeinden"), P.reference_path(cfg, "geo_kreise"), lang,
+    fig = draw_start_map(cf, geo[0], geo[1], lang,
                          "Startkohorten im Panel" if lang == "de" else "Start cohorts in the panel")
     written += style.finish_figure(fig, out_dir / "cohort_map", synthetic=synthetic, n=int(cf["ags"].nunique()),
                                    source="Panel; ©GeoBasis-DE/BKG 2021", lang=lang)

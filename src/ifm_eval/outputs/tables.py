@@ -6,6 +6,10 @@
 - ``coverage``: data coverage / quality of the panel sources (from ``data_quality.csv``);
 - ``item_nonresponse``: item non-response of the harmonised survey variables;
 - ``lineage``: rows in/out per stage and why (from ``lineage.csv``).
+
+Main specifications are those with ``role: main`` in their metadata (``spec.role``), never
+guessed from names; the truth comparison is written on stand-in data only, from the declared
+true cell effects.
 """
 
 from __future__ import annotations
@@ -17,20 +21,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ifm_eval import paths as P
 from ifm_eval.outputs import style
 from ifm_eval.outputs.disclosure import min_cell, suppress_table
 from ifm_eval.outputs.figures import (
     OUTCOME_COUNTS,
     _estimator_rank,
     cohort_group,
-    load_estimates,
     model_table,
     overall_rows,
+    spec_of,
 )
 from ifm_eval.outputs.style import format_number, label
 from ifm_eval.outputs.tablefmt import write_table
-from ifm_eval.outputs.targets import tables_dir
 
 log = logging.getLogger(__name__)
 
@@ -62,25 +64,25 @@ def main_results(est: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
                "n_units", "n_obs", "n_clusters"]].rename(columns={"outcome_key": "outcome"}).reset_index(drop=True)
 
 
-def truth_comparison(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict], cells: pd.DataFrame | None) -> pd.DataFrame:
+def truth_comparison(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict], cells: pd.DataFrame) -> pd.DataFrame:
     """Each main estimate next to its MATCHED planted truth (stand-in data): the true cell
     effects of ``truth_counts`` averaged with the spec's weights over exactly the treated
     observations the estimator used, for the same aggregate (:func:`ifm_eval.validation.matched_truth`);
     estimate, SE, truth, difference and difference in SE units. ``cells``:
-    :func:`ifm_eval.validation.cell_effects` of the panel (None: empty table)."""
+    :func:`ifm_eval.validation.cell_effects` of the panel (stand-in data only)."""
     from ifm_eval.outputs.truth import z_difference
     from ifm_eval.validation import matched_truth
 
     cols = ["estimator", "outcome", "model", "aggregation", "truth_aggregation", "event_min", "event_max", "estimate", "se",
             "truth", "difference", "z", "covered", "n_obs_truth"]
     if cells is None:
-        return pd.DataFrame(columns=cols)
+        raise ValueError("truth comparison without the true cell effects (stand-in data only)")
     rows = []
     mr = main_results(est, models)
     for r in mr.itertuples():
-        spec = _spec_of_meta(meta.get(r.model, {}))
-        if not spec or f"tau_{spec.get('outcome')}" not in cells:
-            continue
+        spec = spec_of(meta, r.model)
+        if f"tau_{spec['outcome']}" not in cells:
+            raise KeyError(f"true cell effects have no tau_{spec['outcome']} (model {r.model})")
         m = matched_truth(cells, spec, est[est["model"] == r.model], meta.get(r.model, {}), term=r.aggregation)
         if m.overall is None or not np.isfinite(m.overall):
             continue
@@ -93,24 +95,17 @@ def truth_comparison(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, di
     return pd.DataFrame(rows, columns=cols)
 
 
-def _spec_of_meta(meta: dict) -> dict:
-    spec = meta.get("spec", {}) if isinstance(meta, dict) else {}
-    return spec if isinstance(spec, dict) else {}
-
-
 def all_specifications(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict]) -> pd.DataFrame:
-    ov = overall_rows(est).merge(models[["model", "is_main", "spec_dict"]], on="model", how="left")
+    ov = overall_rows(est).merge(models[["model", "is_main", "spec_dict"]], on="model", how="left", validate="many_to_one")
     rows = []
     for r in ov.itertuples():
-        spec = r.spec_dict if isinstance(r.spec_dict, dict) else {}
+        spec = r.spec_dict
         row = {"model": r.model, "estimator": r.estimator, "outcome": r.outcome_key, "main": bool(r.is_main), "aggregation": r.aggregation}
         for f in SPEC_FIELDS:
             v = spec.get(f)
             row[f] = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else (None if v is None else str(v))
         row |= {"estimate": r.estimate, "se": r.se, "ci_low": r.ci_low, "ci_high": r.ci_high, "p": r.p,
-                "n_units": r.n_units, "n_clusters": r.n_clusters,
-                "runtime_s": next((meta.get(r.model, {}).get(k) for k in ("runtime_s", "runtime_seconds", "runtime")
-                                   if meta.get(r.model, {}).get(k) is not None), None)}
+                "n_units": r.n_units, "n_clusters": r.n_clusters, "runtime_s": meta[r.model]["runtime_seconds"]}
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
@@ -159,43 +154,38 @@ INR_COLUMNS = ["wave", "variable", "n", "n_refused", "n_dont_know", "n_not_appli
                "n_not_asked", "n_system", "n_missing", "share_missing"]
 
 
-def item_nonresponse(quality: pd.DataFrame | None) -> pd.DataFrame:
-    """Item non-response by survey wave and raw variable, with missing counts by reason.
+def item_nonresponse(quality: pd.DataFrame) -> pd.DataFrame:
+    """Item non-response by survey wave and raw variable, with missing counts by reason
+    (``share_missing`` in per cent).
 
     Taken from the data-quality table of the panel stage (rows ``table ==
-    'item_nonresponse'``, built by :func:`ifm_eval.ingest.surveys.item_nonresponse`).
+    'item_nonresponse'``, built by :func:`ifm_eval.ingest.survey_harmonise.item_nonresponse`).
     """
-    if quality is None or "table" not in quality:
-        return pd.DataFrame(columns=INR_COLUMNS)
-    inr = quality.loc[quality["table"] == "item_nonresponse"]
-    inr = inr[[c for c in INR_COLUMNS if c in inr]].copy()
-    if "share_missing" in inr:
-        inr["share_missing"] = 100 * inr["share_missing"]
+    inr = quality.loc[quality["table"] == "item_nonresponse", INR_COLUMNS].copy()
+    inr["share_missing"] = 100 * inr["share_missing"]
     return inr.sort_values(["wave", "variable"]).reset_index(drop=True)
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.is_file() else None
-
-
-def _safe_passthrough(df: pd.DataFrame | None, threshold: int) -> pd.DataFrame:
+def _safe_passthrough(df: pd.DataFrame, threshold: int) -> pd.DataFrame:
     """Copy a processed table for publication, suppressing small person counts if any."""
     from ifm_eval.outputs.disclosure import is_person_count_column
 
-    if df is None:
-        return pd.DataFrame({"info": ["nicht verfügbar / not available"]})
     cols = [c for c in df.columns if is_person_count_column(c) and pd.api.types.is_numeric_dtype(df[c])]
     if cols:
         df = suppress_table(df, threshold, columns=cols, row_totals=False, col_totals=False).table
     return df
 
 
-def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list[Path]:
+def build_tables(cfg: dict[str, Any], est: pd.DataFrame, meta: dict[str, dict[str, Any]], panel: pd.DataFrame,
+                 cells: pd.DataFrame | None, quality: pd.DataFrame, lineage: pd.DataFrame, out: Path) -> list[Path]:
+    """Every result table (CSV, LaTeX, HTML) into ``out``; the truth comparison only with the
+    true cell effects ``cells`` (stand-in data; None on real data). ``quality``: the panel's
+    data-quality table (coverage and item non-response rows, column ``table``)."""
     lang = style.language(cfg)
     synthetic = style.is_synthetic(cfg)
     threshold = min_cell(cfg)
-    out = tables_dir(cfg)
-    est, meta = load_estimates(P.results_dir(cfg))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     models = model_table(est, meta)
     written: list[Path] = []
 
@@ -230,11 +220,9 @@ def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list
 
     # truth comparison (stand-in data) -----------------------------------------------------
     if synthetic:
-        from ifm_eval.validation import load_cell_effects
-
-        if panel is None:
-            panel = pd.read_parquet(P.processed_path(cfg, "panel"))
-        tc = truth_comparison(est, models, meta, load_cell_effects(cfg, panel))
+        if cells is None:
+            raise ValueError("stand-in run without the true cell effects (truth_counts): the rule must declare them")
+        tc = truth_comparison(est, models, meta, cells)
         show = tc.copy()
         if len(show):
             show["estimator"] = show["estimator"].map(lambda e: label(e, lang))
@@ -274,8 +262,6 @@ def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list
                            caption=_t(lang, "Alle Spezifikationen: Gesamteffekt (ATT)", "All specifications: overall effect (ATT)")).values()
 
     # balance ----------------------------------------------------------------------------
-    if panel is None:
-        panel = pd.read_parquet(P.processed_path(cfg, "panel"))
     bal = balance_table(panel, threshold, lang)
     heads = {"cohort_group": _t(lang, "Startkohorte", "Start cohort"), "n_municipalities": _t(lang, "Kommunen", "Municipalities"),
              "log_population": _t(lang, "log. Bevölkerung", "log population"), "urbanisation": _t(lang, "Verstädterung", "Urbanisation"),
@@ -289,10 +275,7 @@ def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list
                            note=_t(lang, f"Zellen mit weniger als {threshold} Personen unterdrückt (–).", f"Cells with fewer than {threshold} persons suppressed (–).")).values()
 
     # coverage, item non-response, lineage --------------------------------------------------
-    quality = _read_csv(P.processed_path(cfg, "data_quality"))
-    coverage = quality
-    if quality is not None and "table" in quality:
-        coverage = quality.loc[quality["table"] != "item_nonresponse"].dropna(axis=1, how="all")
+    coverage = quality.loc[quality["table"] != "item_nonresponse"].dropna(axis=1, how="all")
     cov = _safe_passthrough(coverage, threshold)
     written += write_table(cov, out / "coverage", lang=lang, synthetic=synthetic,
                            caption=_t(lang, "Datenabdeckung und Datenqualität der Quellen", "Data coverage and quality of the sources")).values()
@@ -304,7 +287,7 @@ def build_tables(cfg: dict[str, Any], panel: pd.DataFrame | None = None) -> list
                                     "n_system": _t(lang, "systemfehlend", "system missing"), "n_missing": _t(lang, "fehlend", "missing"),
                                     "share_missing": _t(lang, "fehlend (%)", "missing (%)")},
                            caption=_t(lang, "Item-Nonresponse der Umfragevariablen (Kommunen)", "Item non-response of the survey variables (municipalities)")).values()
-    lin = _safe_passthrough(_read_csv(P.processed_path(cfg, "lineage")), threshold)
+    lin = _safe_passthrough(lineage, threshold)
     written += write_table(lin, out / "lineage", lang=lang, synthetic=synthetic,
                            caption=_t(lang, "Datenherkunft: Zeilen je Verarbeitungsschritt", "Lineage: rows per processing step")).values()
     log.info("tables: %d file(s)", len(written))

@@ -72,6 +72,11 @@ def descriptive_table_paths(cfg: dict[str, Any]) -> list[Path]:
     return out
 
 
+def robustness_data_path(cfg: dict[str, Any]) -> Path:
+    """The data of the robustness panel: every specification it plots (CSV)."""
+    return figures_dir(cfg) / "robustness.csv"
+
+
 def figure_paths(cfg: dict[str, Any], models=None, fmt: str = "png") -> list[Path]:
     d = figures_dir(cfg)
     out = [d / f"{k}_{o}.{fmt}" for o in outcomes(cfg, models) for k in FIGURES_PER_OUTCOME]

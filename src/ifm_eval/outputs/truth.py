@@ -109,17 +109,9 @@ def parse_truth(data: dict[str, Any], panel: dict[str, Any] | None = None) -> Pl
     )
 
 
-def load_truth(cfg: dict[str, Any]) -> PlantedTruth | None:
-    """The planted truth of a stand-in run; ``None`` for real data or without ``truth.json``."""
-    from ifm_eval import paths as P
-    from ifm_eval.outputs import style
-
-    if not style.is_synthetic(cfg):
-        return None
-    p = Path(P.truth_path(cfg))
-    if not p.is_file():
-        return None
-    return parse_truth(json.loads(p.read_text(encoding="utf-8")), cfg.get("panel"))
+def load_truth(path: str | Path) -> PlantedTruth:
+    """The planted truth of a stand-in run from its ``truth.json``."""
+    return parse_truth(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 # ---------------------------------------------------------------------- matching

@@ -17,14 +17,15 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .. import paths
 from ..reference import read_gemeindeverzeichnis
+from ..sources import SOURCES
 from .persons import (
     N_PANEL,
     N_PERSONS_FULL,
@@ -100,13 +101,10 @@ def survey_milestones(st: Structure, pr: PersonsResult) -> pd.DataFrame:
     return out
 
 
-def _write_surveys(st: Structure, pr: PersonsResult, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any] | None:
-    """Write the five survey waves with ``synth.surveys`` (another module) if it is available."""
-    try:
-        from . import survey_attributes, surveys
-    except ModuleNotFoundError as exc:
-        log.warning("survey writer not available (%s): survey waves not written", exc)
-        return None
+def _write_surveys(st: Structure, pr: PersonsResult, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Write the five survey waves (:mod:`ifm_eval.synth.surveys`)."""
+    from . import survey_attributes, surveys
+
     seed = int(cfg["seed"])
     attrs = survey_attributes.draw_survey_attributes(st.muni, rng_for(seed, "survey_attributes"))
     return surveys.write_surveys(
@@ -147,8 +145,44 @@ def _persons_calibration(pr: PersonsResult) -> dict[str, Any]:
     }
 
 
-def generate(cfg: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]:
-    """Generate all stand-in raw files into ``out_dir`` (default: ``data.synthetic_dir``).
+@dataclass
+class World:
+    """One draw of the stand-in world: the structure (municipalities, Verbände, posts, start
+    months) and the persons (paths, stocks, events), before anything is written."""
+
+    seed: int
+    structure: Structure
+    persons: PersonsResult
+    timings: dict[str, float]
+
+
+def simulate(cfg: dict[str, Any], frame: pd.DataFrame) -> World:
+    """Draw the stand-in world of ``cfg`` (seed, ``synth``) on the municipality ``frame`` (the
+    parsed Destatis extract, :func:`ifm_eval.reference.read_gemeindeverzeichnis`)."""
+    seed = int(cfg["seed"])
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    st = build_structure(frame, cfg, rng_for(seed, "structure"))
+    timings["structure"] = time.perf_counter() - t0
+    log.info("structure: %d Verbände, %d applicants, %d posts (%.1f s)", len(st.verbaende),
+             int(st.muni["applied"].sum()), st.posts["post_id"].nunique(), timings["structure"])
+    t0 = time.perf_counter()
+    pr = simulate_persons(st.muni, cfg, rng_for(seed, "persons"))
+    timings["persons"] = time.perf_counter() - t0
+    log.info("persons: %d persons, %d status changes (%.1f s)", len(pr.persons), len(pr.events), timings["persons"])
+    return World(seed, st, pr, timings)
+
+
+def truth_counts_frame(world: World) -> pd.DataFrame:
+    """The observed and counterfactual stocks per municipality and month
+    (``truth_counts.parquet``)."""
+    return _counts_frame(world.structure, world.persons)
+
+
+def generate(cfg: dict[str, Any], gv: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Generate all stand-in raw files (every source of :data:`ifm_eval.sources.SOURCES` at
+    its path under ``out_dir``, plus ``truth.json`` and ``truth_counts.parquet``) from the
+    municipality frame of the Destatis extract ``gv``.
 
     ``cfg`` is a validated configuration (:func:`ifm_eval.config.load_config`). Returns a
     summary (timings, calibration figures, file list).
@@ -156,24 +190,12 @@ def generate(cfg: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]
     t_all = time.perf_counter()
     seed = int(cfg["seed"])
     synth_cfg = cfg.get("synth", {})
-    # never write stand-ins into the real raw directory, whatever data.source says
-    out_dir = Path(out_dir) if out_dir is not None else Path(cfg["data"]["synthetic_dir"])
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    world = simulate(cfg, read_gemeindeverzeichnis(gv))
+    st, pr, timings = world.structure, world.persons, dict(world.timings)
 
-    t0 = time.perf_counter()
-    frame = read_gemeindeverzeichnis(paths.reference_path(cfg, "gv"))
-    st = build_structure(frame, cfg, rng_for(seed, "structure"))
-    timings["structure"] = time.perf_counter() - t0
-    log.info("structure: %d Verbände, %d applicants, %d posts (%.1f s)", len(st.verbaende),
-             int(st.muni["applied"].sum()), st.posts["post_id"].nunique(), timings["structure"])
-
-    t0 = time.perf_counter()
-    pr = simulate_persons(st.muni, cfg, rng_for(seed, "persons"))
-    timings["persons"] = time.perf_counter() - t0
-    log.info("persons: %d persons, %d status changes (%.1f s)", len(pr.persons), len(pr.events), timings["persons"])
-
-    files = paths.RAW_FILES
+    files = {k: src.path for k, src in SOURCES.items()}
     t0 = time.perf_counter()
     write_funding_xlsx(st, out_dir / files["funding_applications"], rng_for(seed, "funding"))
     write_posts_csv(st, out_dir / files["im_posts"])
@@ -189,13 +211,12 @@ def generate(cfg: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]
     log.info("wrote funding, outcome and case-management files (%.1f s)",
              timings["write_funding"] + timings["write_outcomes"] + timings["write_case_management"])
     t0 = time.perf_counter()
-    survey_result = _write_surveys(st, pr, cfg, out_dir)
-    surveys_written = survey_result is not None
+    _write_surveys(st, pr, cfg, out_dir)
     timings["surveys"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     effects = true_effects(st.muni, pr.counts)
-    counts = _counts_frame(st, pr)
+    counts = truth_counts_frame(world)
     counts.to_parquet(out_dir / TRUTH_COUNTS_FILE, index=False)
     grads = effect_gradients(st.muni, synth_cfg)
     cap100 = capacity_increase_per100(st.muni)
@@ -263,7 +284,6 @@ def generate(cfg: dict[str, Any], out_dir: Path | None = None) -> dict[str, Any]
         "scale": truth["scale"],
         "n_persons": int(len(pr.persons)),
         "n_case_management_rows": int(len(cm)),
-        "surveys_written": surveys_written,
         "timings": timings,
         "calibration": calibration,
         "att_overall": {o: effects[o]["att_overall"] for o in OUTCOMES},

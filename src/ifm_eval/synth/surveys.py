@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 
-from ifm_eval import paths
-from ifm_eval.ingest.surveys import load_codebook
+from ifm_eval.ingest.survey_read import load_codebook
+from ifm_eval.sources import SOURCES
 from ifm_eval.synth.survey_attributes import HOUSING, TARGET_STATUS
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,7 @@ def write_surveys(
     out_dir: str | Path,
     milestones: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Write the five survey waves under ``out_dir`` (paths from ``paths.RAW_FILES``).
+    """Write the five survey waves under ``out_dir`` (paths from :data:`ifm_eval.sources.SOURCES`).
 
     ``muni``: one row per municipality (structure columns, see module doc of
     ``synth.structure``); ``posts``: IM posts (post_id, ags, employer, start, end, vza_post,
@@ -397,7 +397,7 @@ def write_surveys(
                 if vs.get("set") in ("status", "housing") or var in ("zg_alter", "zg_ankunft"):
                     missing[var] = np.where(old, -96, missing[var])
         frame, labels, vlabels, mranges = _encode_wave(wave, spec, concept, missing, codebook)
-        path = out_dir / paths.RAW_FILES[spec["raw"]]
+        path = out_dir / SOURCES[spec["raw"]].path
         _write(frame, path, spec["format"], spec["title"], labels, vlabels, mranges)
         result[spec["raw"]] = path
         result["rows"][wave] = len(frame)
@@ -424,7 +424,7 @@ def write_surveys(
         if vs["type"] in ("numeric", "integer", "categorical"):
             missing[var] = _missing_matrix(len(frame4), 0.05, rng, {-99: 0.5, -98: 0.5})
     frame, labels, vlabels, mranges = _encode_wave("w4", spec, frame4, missing, codebook)
-    path = out_dir / paths.RAW_FILES[spec["raw"]]
+    path = out_dir / SOURCES[spec["raw"]].path
     _write(frame, path, spec["format"], spec["title"], labels, vlabels, mranges)
     result[spec["raw"]] = path
     result["rows"]["w4"] = len(frame)
@@ -493,7 +493,7 @@ def variables_markdown() -> str:
     cb = load_codebook()
     lines = []
     for wave, spec in cb["waves"].items():
-        lines.append(f"- **{wave}** `{paths.RAW_FILES[spec['raw']]}` ({spec['unit']} rows): "
+        lines.append(f"- **{wave}** `{SOURCES[spec['raw']].path}` ({spec['unit']} rows): "
                      + ", ".join(f"`{v}`" for v in spec["variables"]))
     return "\n".join(lines)
 

@@ -242,12 +242,25 @@ BA_HEADER_LINES = (
 )
 
 
-def write_outcomes(st: Structure, pr: PersonsResult, out_dir: Path, rng: np.random.Generator,
-                   files: dict[str, str]) -> dict[str, int]:
-    """The four monthly outcome files; returns counts of masked/unreported cells."""
+#: Share of municipality-months whose B1 stock is not reported (missing at random).
+B1_UNREPORTED_SHARE = 0.01
+
+
+def outcome_values(st: Structure, pr: PersonsResult, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """The monthly outcome stocks in file order (``ags, name, month, ref, b1, ausb, weiter,
+    svb``; one row per municipality and panel month) and the mask of B1 cells left
+    unreported. The one draw of ``rng`` both the file writer and the in-memory replicate
+    path (:mod:`ifm_eval.synth.memory`) use."""
     c = pr.counts
     df = _long(st, {"ref": c["refugees"], "b1": c["b1"], "ausb": c["ausbildung"],
                     "weiter": c["weiterbildung"], "svb": c["svb"]})
+    return df, rng.random(len(df)) < B1_UNREPORTED_SHARE
+
+
+def write_outcomes(st: Structure, pr: PersonsResult, out_dir: Path, rng: np.random.Generator,
+                   files: dict[str, str]) -> dict[str, int]:
+    """The four monthly outcome files; returns counts of masked/unreported cells."""
+    df, unrep = outcome_values(st, pr, rng)
     den = pd.DataFrame({"AGS": df["ags"], "Gemeinde": df["name"], "Monat": df["month"],
                         "Geflüchtete AU": df["ref"]})
     _write_text(out_dir / files["refugees_au"], _csv_text(den, ";"), "utf-8-sig")
@@ -265,7 +278,6 @@ def write_outcomes(st: Structure, pr: PersonsResult, out_dir: Path, rng: np.rand
         title="Personen aus den nichteuropäischen Asylherkunftsländern in Berufsausbildung und beruflicher Weiterbildung") + "\r\n"
     _write_text(out_dir / files["training"], head + _csv_text(tr, ";"), "cp1252")
 
-    unrep = rng.random(len(df)) < 0.01
     b1 = df["b1"].astype("Int64").mask(unrep)
     lang = pd.DataFrame({"ags": df["ags"], "gemeinde": df["name"], "monat": df["month"], "b1_bestand": b1})
     _write_text(out_dir / files["language_b1"], _csv_text(lang, ",", "\n"), "utf-8")
