@@ -19,6 +19,7 @@ from ifm_eval.workflow_support import (
     estimate_meta,
     estimate_outputs,
     estimate_tidy,
+    estimate_used,
     effective_config_file,
     model_names,
     module_files,

@@ -25,7 +25,7 @@ from ifm_eval.config import validate_config
 from ifm_eval.estimators.specs import expand_models
 from ifm_eval.outputs import targets as OT
 from ifm_eval.stage_io import StageIO
-from ifm_eval.workflow_support import estimate_meta, estimate_tidy, model_names
+from ifm_eval.workflow_support import estimate_meta, estimate_tidy, estimate_used, model_names
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "data" / "raw" / "reference"
@@ -287,7 +287,20 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
             rows["time"] = rows["time"].astype("Int64")
             rows["event_time"] = rows["event_time"].astype("Int64")
             rows.to_parquet(res / "estimates" / f"{name}.parquet")
+            # the treated observations behind the estimates (the runner writes them under data/)
+            tr = panel[(panel["g"] > 0) & (panel["t"] >= panel["g"]) & (panel["t"] - panel["g"] <= 24)]
+            if estimator == "callaway_santanna":
+                tr = tr[pd.MultiIndex.from_arrays([tr["g"], tr["t"]]).isin(gt)]
+            used_rows = pd.DataFrame({"unit": tr["ags"].astype(str), "time": tr["t"].astype("int64"),
+                                      "cohort": tr["g"].astype("int64"), "event_time": (tr["t"] - tr["g"]).astype(float),
+                                      "weight": 1.0, "headline": True})
+            up = P.used_path(cfg, name)
+            up.parent.mkdir(parents=True, exist_ok=True)
+            used_rows.to_parquet(up, index=False)
+            headline = ({"term": "dynamic", "aggregation": "event_time_mean", "event_times": list(range(25))}
+                        if estimator == "callaway_santanna" else {"term": "att", "aggregation": "observations"})
             meta = {
+                "info": {"headline": headline},
                 "model": name,
                 "estimator": estimator,
                 "status": "ok",
@@ -360,6 +373,7 @@ def stage_io(cfg: dict, stage: str) -> StageIO:
     outs = OT.outcomes(cfg, models)
     synthetic = cfg["data"]["source"] == "synthetic"
     truth_counts = {"truth_counts": P.truth_counts_path(cfg)} if synthetic else {}
+    used = {"used": estimate_used(cfg)} if synthetic else {}
     geo = {"geo_gemeinden": P.reference_path(cfg, "geo_gemeinden"), "geo_kreise": P.reference_path(cfg, "geo_kreise")}
     estimates = {"tidy": estimate_tidy(cfg), "meta": estimate_meta(cfg)}
     if stage == "descriptives":
@@ -370,7 +384,7 @@ def stage_io(cfg: dict, stage: str) -> StageIO:
                            "shares": tab / "descriptives_shares.csv", "comparison": tab / "descriptives_comparison.html",
                            "comparison_other": [tab / f"descriptives_comparison.{f}" for f in ("csv", "tex")]})
     if stage == "figures":
-        return StageIO.of(stage, {**estimates, "panel": P.processed_path(cfg, "panel"), **truth_counts, **geo},
+        return StageIO.of(stage, {**estimates, "panel": P.processed_path(cfg, "panel"), **truth_counts, **used, **geo},
                           {"event_study": [fig / f"event_study_{o}.png" for o in outs],
                            "raw_trends": [fig / f"raw_trends_{o}.png" for o in outs],
                            "heatmap": [fig / f"group_time_heatmap_{o}.png" for o in outs],
@@ -379,7 +393,7 @@ def stage_io(cfg: dict, stage: str) -> StageIO:
                            "trend_data": [fig / f"raw_trends_{o}.csv" for o in outs]})
     if stage == "tables":
         return StageIO.of(stage, {**estimates, "panel": P.processed_path(cfg, "panel"), "lineage": P.processed_path(cfg, "lineage"),
-                                  "quality": P.processed_path(cfg, "data_quality"), **truth_counts},
+                                  "quality": P.processed_path(cfg, "data_quality"), **truth_counts, **used},
                           {"html": OT.table_paths(cfg, "html"), "csv": OT.table_paths(cfg, "csv"), "tex": OT.table_paths(cfg, "tex")})
     if stage == "report":
         html, pdf = OT.report_paths(cfg)

@@ -498,6 +498,10 @@ def test_truth_comparison_uses_the_same_aggregate(project):
     assert set(tc["model"]) == set(mr["model"])
 
 
+def _used(cfg, meta):
+    return {m: pd.read_parquet(P.used_path(cfg, m)) for m in meta}
+
+
 def _cells(cfg):
     from ifm_eval.validation import load_cell_effects
 
@@ -510,7 +514,7 @@ def test_event_study_draws_truth_in_every_panel(project):
     _, cfg = project
     est, meta = estimates(cfg)
     models = model_table(est, meta)
-    truth = matched_truth_paths(est, models, meta, _cells(cfg))["employment"]
+    truth = matched_truth_paths(est, models, meta, _cells(cfg), _used(cfg, meta))["employment"]
     assert set(truth) == {"callaway_santanna", "sun_abraham", "imputation", "twfe_dynamic"}
     fig, n, _ = event_study_figure(est, models, "employment", "de", truth)
     legend = [t.get_text() for lg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if lg for t in lg.get_texts()]
@@ -540,14 +544,17 @@ def test_cell_effects_and_matched_truth(project):
         assert np.allclose(cells[f"cf_{o}"], cells[o] - planted)
     est, meta = estimates(cfg)
     rows = est[est["model"] == "callaway_santanna_employment"]
-    m = matched_truth(cells, meta["callaway_santanna_employment"]["spec"], rows, meta["callaway_santanna_employment"])
-    used = set(zip(rows["cohort"].dropna().astype(int), rows["time"].dropna().astype(int), strict=True))
+    used_rows = pd.read_parquet(P.used_path(cfg, "callaway_santanna_employment"))
+    m = matched_truth(cells, "rate_employment", used_rows, meta["callaway_santanna_employment"]["info"]["headline"])
+    cells_gt = set(zip(rows["cohort"].dropna().astype(int), rows["time"].dropna().astype(int), strict=True))
     assert m.term == "dynamic" and m.path["n_obs"].sum() == sum(
-        ((cells["g"] == g) & (cells["t"] == t)).sum() for g, t in used if t >= g)
+        ((cells["g"] == g) & (cells["t"] == t) & (t - g <= 24)).sum() for g, t in cells_gt if t >= g)
     assert m.path["truth"].to_numpy() == pytest.approx(np.minimum(1, (m.path.index + 1) / 12) * 2.0)
+    # the headline: the mean of the matched path over the reported event times
+    assert m.overall == pytest.approx(float(m.path.loc[m.path.index <= 24, "truth"].mean()))
     with pytest.raises(KeyError):
         cell_effects(cells[["ags", "t", "month"]], pd.read_parquet(P.truth_counts_path(cfg))).pipe(
-            lambda d: matched_truth(d, {"estimator": "twfe_static", "outcome": "rate_x"}, rows))
+            lambda d: matched_truth(d, "rate_x", used_rows, None))
 
 
 def test_robust_limits_ignore_exploding_estimates():

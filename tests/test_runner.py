@@ -160,12 +160,13 @@ def _run_standin(fx: dict, estimator: str, outcome: str = "rate_employment"):
     spec = expand_models(cfg)[name]
     raw = {k: v for k, v in spec.items() if k != "inference"}  # analytic SEs (fast)
     cfg["models"] = {name: raw}
-    tidy, meta = run_model(cfg, name, fx["panel"], strict=True)
+    res = []
+    tidy, meta = run_model(cfg, name, fx["panel"], strict=True, result=res)
     spec = expand_models(cfg)[name]
     cells = fx.get("_cells")
     if cells is None:
         cells = fx["_cells"] = cell_effects(fx["panel"], fx["truth_counts"])
-    return tidy, meta, spec, matched_truth(cells, spec, tidy, meta)
+    return tidy, meta, spec, matched_truth(cells, spec["outcome"], res[0].used, res[0].info["headline"])
 
 
 #: event times with enough support: at least this many treated municipalities

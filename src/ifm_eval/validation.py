@@ -15,27 +15,28 @@ An estimator targets a weighted mean of ``tau_it`` over the treated observations
 which is NOT the unit-weighted all-municipality path of ``truth.json``: the main
 specifications weight municipalities by their 2017 refugee stock, start in 2016-01, and
 each estimator drops cells (no comparison units, overlap violations, outside the event
-window, unbalanced units for Callaway & Sant'Anna). :func:`matched_truth` reproduces the
-estimator's own selection of treated observations (:func:`used_treated`) and averages
-``tau`` with the spec's weights:
+window, unbalanced units for Callaway & Sant'Anna). Every estimator therefore reports the
+treated observations it averaged over (``EstimateResult.used``, written by the ``estimate``
+job as ``data/processed/estimates/<model>_used.parquet``) and how its headline aggregates
+them (``info["headline"]``); :func:`matched_truth` averages ``tau`` over exactly those
+observations with their weights — it does not re-implement any estimator's selection:
 
 * event-time path: weighted mean of ``tau`` over the used treated observations at each
   event time ``e`` (for Callaway & Sant'Anna this equals the cohort-size weighted mean of
   the cell ATT(g, g+e), as its ``dynamic`` aggregation);
 * overall, for the estimator's headline aggregate (``term``):
 
-  - ``dynamic`` (Callaway & Sant'Anna, TWFE dynamic): the unweighted mean of the matched
-    path over the post event times the model reports;
-  - ``att`` of the observation-weighted estimators (Sun & Abraham, imputation, Gardner)
-    and of Callaway & Sant'Anna's ``simple`` aggregation: weighted mean over their used
-    post-treatment observations (imputation: ``0 <= e <= max(window)``; Sun & Abraham:
-    its post cells inside the window; Gardner: every imputable treated observation, as its
-    static second stage);
+  - ``event_time_mean`` (Callaway & Sant'Anna and TWFE dynamic, term ``dynamic``): the
+    unweighted mean of the matched path over the post event times the model reports;
+  - ``observations`` (term ``att`` of Sun & Abraham, imputation, Gardner): the weighted
+    mean over the used observations flagged ``headline`` (imputation: ``0 <= e <=
+    max(window)``; Sun & Abraham: its post cells inside the window; Gardner: every
+    imputable treated observation, as its static second stage);
   - ``att`` of the static TWFE: weighted mean over all its post-treatment observations
     (the coefficient itself is not a convex average of them; the difference is its bias).
 
 This is the single implementation used by the tests (``tests/test_runner.py``), the
-truth-comparison table, the report and the event-study truth overlay.
+Monte Carlo, the truth-comparison table, the report and the event-study truth overlay.
 """
 
 from __future__ import annotations
@@ -93,84 +94,6 @@ def cell_effects(panel: pd.DataFrame, truth_counts: pd.DataFrame) -> pd.DataFram
     return d
 
 
-def _cells(rows: list[dict[str, Any]] | None, reason: str | None = None) -> set[tuple[int, int]]:
-    out = set()
-    for c in rows or []:
-        if reason is not None and c.get("reason") != reason:
-            continue
-        if c.get("cohort") is not None and c.get("time") is not None:
-            out.add((int(c["cohort"]), int(c["time"])))
-    return out
-
-
-def _in(keys: pd.MultiIndex, cells: set[tuple[int, int]]) -> np.ndarray:
-    if not cells:
-        return np.zeros(len(keys), dtype=bool)
-    return keys.isin(pd.MultiIndex.from_tuples(sorted(cells)))
-
-
-def used_treated(cell_frame: pd.DataFrame, spec: dict[str, Any], tidy: pd.DataFrame,
-                 meta: dict[str, Any] | None = None) -> pd.DataFrame:
-    """The treated observations (``t >= g - anticipation``) the estimator of ``spec`` used,
-    with columns ``ags, t, g, e, w, tau`` (``tau`` of the spec's outcome).
-
-    Reproduces the estimator's selection: sample filter and treatment rule
-    (:func:`~ifm_eval.estimators.runner.prepare_data`); rows with a missing outcome,
-    covariate, weight or cluster dropped; cohorts starting after the last period are never
-    treated; then per estimator: Callaway & Sant'Anna: units observed in every period
-    (balanced panel) and exactly its estimated ATT(g,t) cells; Sun & Abraham: exactly its
-    (cohort, period) interaction cells; imputation / Gardner: imputable observations (unit
-    and period with an untreated observation, period not thin); TWFE dynamic: without its
-    dropped cells; TWFE static: all."""
-    from ifm_eval.estimators.runner import prepare_data
-
-    meta = meta or {}
-    outcome = spec["outcome"]
-    tcol = tau_column(outcome)
-    if tcol not in cell_frame:
-        raise KeyError(f"no true cell effects for {outcome!r} (outcomes: {sorted(OUTCOME_STOCKS)})")
-    spec = {"sample": None, "weights": None, "covariates": [], "treatment_rule": "half_posts",
-            "anticipation": 0, **{k: v for k, v in spec.items() if v is not None or k in ("sample", "weights")}}
-    spec["cluster"] = spec.get("cluster") if spec.get("cluster") in cell_frame else UNIT
-    data, gcol, _ = prepare_data(cell_frame, spec)
-    ant = int(spec.get("anticipation") or 0)
-    wname = spec.get("weights")
-    need = [outcome, *(spec.get("covariates") or [])] + ([wname] if wname else [])
-    ok = data[need].apply(pd.to_numeric, errors="coerce").notna().all(axis=1)
-    if wname:
-        ok &= pd.to_numeric(data[wname], errors="coerce") > 0
-    data = data[ok]
-    g = data[gcol].to_numpy()
-    g = np.where(g > data[TIME].max() + ant, 0, g)
-    data = data.assign(_g=g)
-    est = spec["estimator"]
-    if est == "callaway_santanna":
-        n_t = data[TIME].nunique()
-        full = data.groupby(UNIT)[TIME].transform("nunique") == n_t
-        data = data[full]
-    treated = data[(data["_g"] > 0) & (data[TIME] >= data["_g"] - ant)]
-    key = pd.MultiIndex.from_arrays([treated["_g"].astype(int), treated[TIME].astype(int)])
-    info = meta.get("info") or {}
-    keep = np.ones(len(treated), dtype=bool)
-    att = tidy[(tidy["kind"] == "att_gt") & tidy["estimate"].notna()] if len(tidy) else tidy
-    if est in ("callaway_santanna", "sun_abraham") and len(att):
-        cells = set(zip(att["cohort"].astype(int), att["time"].astype(int), strict=True)) if len(att) else set()
-        keep &= _in(key, cells)
-    elif est in ("imputation", "gardner"):
-        untreated = data[~((data["_g"] > 0) & (data[TIME] >= data["_g"] - ant))]
-        keep &= treated[UNIT].isin(set(untreated[UNIT])).to_numpy()
-        keep &= treated[TIME].isin(set(untreated[TIME])).to_numpy()
-        keep &= ~_in(key, _cells(info.get("dropped_cells"), "thin_period"))
-    elif est == "twfe_dynamic":
-        keep &= ~_in(key, _cells(info.get("dropped_cells")))
-    treated = treated[keep]
-    w = treated[wname].astype(float) if wname else pd.Series(1.0, index=treated.index)
-    return pd.DataFrame({
-        UNIT: treated[UNIT].to_numpy(), TIME: treated[TIME].to_numpy(), "g": treated["_g"].to_numpy(),
-        "e": (treated[TIME] - treated["_g"]).to_numpy(), "w": w.to_numpy(), "tau": treated[tcol].to_numpy(float),
-    })
-
-
 def _wmean(d: pd.DataFrame) -> float:
     d = d[np.isfinite(d["tau"])]
     return float((d["w"] * d["tau"]).sum() / d["w"].sum()) if len(d) and d["w"].sum() > 0 else float("nan")
@@ -200,60 +123,12 @@ class MatchedTruth:
     n_obs: int
 
 
-def matched_truth(cell_frame: pd.DataFrame, spec: dict[str, Any], tidy: pd.DataFrame,
-                  meta: dict[str, Any] | None = None, term: str | None = None) -> MatchedTruth:
-    """Planted truth matched to one estimated model (see the module docstring).
-
-    ``cell_frame``: :func:`cell_effects` of the panel; ``spec``: the model's normalised
-    spec; ``tidy``: its tidy estimate rows; ``meta``: its metadata (``info.dropped_cells``);
-    ``term``: the overall aggregate to match (default: :func:`headline_term`)."""
-    meta = meta or {}
-    used = used_treated(cell_frame, spec, tidy, meta)
-    est = spec["estimator"]
-    lo, hi = (spec.get("event_window") or [None, None])[:2]
-    path_obs = used
-    if est == "twfe_dynamic" and lo is not None:  # binned endpoints
-        path_obs = used.assign(e=used["e"].clip(lo, hi))
-    elif lo is not None and est != "callaway_santanna":
-        path_obs = used[(used["e"] >= lo) & (used["e"] <= hi)]
-    grp = path_obs[np.isfinite(path_obs["tau"])].groupby("e")
-    path = pd.DataFrame({
-        "truth": grp.apply(_wmean, include_groups=False) if len(path_obs) else pd.Series(dtype=float),
-        "n_units": grp[UNIT].nunique(), "n_obs": grp.size(),
-    }).sort_index()
-    path.index = path.index.astype(int)
-    path.index.name = "event_time"
-    term = term or (headline_term(tidy) if len(tidy) else None)
-    overall, agg, e_sel, n = None, "treated_obs", [], 0
-    if term == "dynamic":
-        ev = tidy[(tidy["kind"] == "event_time") & tidy["estimate"].notna() & (tidy["event_time"] >= 0)]
-        if "term" in ev:
-            ev = ev[~ev["term"].astype(str).str.startswith("pre") & (ev["term"] != "reference")]
-        e_sel = sorted({int(e) for e in ev["event_time"]} & set(path.index))
-        if e_sel:
-            overall = float(path.loc[e_sel, "truth"].mean())
-            n = int(path.loc[e_sel, "n_obs"].sum())
-        agg = "dynamic"
-    elif term is not None:
-        post = used[used["e"] >= 0]
-        if est == "imputation" and hi is not None:
-            post = post[post["e"] <= hi]
-        elif est == "gardner":
-            post = used  # static second stage: every imputable treated observation (D = 1)
-        if len(post):
-            overall = _wmean(post)
-            e_sel = sorted({int(e) for e in post["e"]})
-            n = len(post)
-    return MatchedTruth(path, term, overall, agg, min(e_sel) if e_sel else None,
-                        max(e_sel) if e_sel else None, n)
-
-
-def truth_of_used(cells: pd.DataFrame, outcome: str, used: pd.DataFrame,
+def matched_truth(cells: pd.DataFrame, outcome: str, used: pd.DataFrame,
                   headline: dict[str, Any] | None) -> MatchedTruth:
     """Planted truth matched to one estimate from the treated observations it used.
 
-    ``cells``: :func:`cell_effects` of the panel; ``used``: the estimate's used treated
-    observations (``unit, time, event_time, weight, headline``, see
+    ``cells``: :func:`cell_effects` of the panel; ``outcome``: the rate; ``used``: the
+    estimate's used treated observations (``unit, time, event_time, weight, headline``, see
     :func:`ifm_eval.estimators.design.used_frame`); ``headline``: its
     ``info["headline"]``. The path is the weighted mean of the true cell effects by event
     time; the headline either the mean of that path over ``headline["event_times"]``
@@ -299,3 +174,7 @@ def truth_of_used(cells: pd.DataFrame, outcome: str, used: pd.DataFrame,
 def load_cell_effects(panel: pd.DataFrame, truth_counts: str | Path) -> pd.DataFrame:
     """:func:`cell_effects` of a stand-in run: the panel and its ``truth_counts.parquet``."""
     return cell_effects(panel, pd.read_parquet(truth_counts))
+
+
+#: the former name, kept for callers of the Monte Carlo code
+truth_of_used = matched_truth

@@ -18,6 +18,8 @@ OUT_CODE_COMMON = ["outputs/__init__.py", "outputs/style.py", "outputs/tablefmt.
 OUTPUT_TARGETS = [str(OUT_REPORT_HTML), str(OUT_REPORT_PDF), str(OT.disclosure_check_path(CFG))]
 GEO = dict(geo_gemeinden=P.reference_path(CFG, "geo_gemeinden"), geo_kreise=P.reference_path(CFG, "geo_kreise"))
 TRUTH_COUNTS = dict(truth_counts=P.truth_counts_path(CFG)) if SYNTHETIC else {}
+# stand-in data: each model's used treated observations, over which the matched truth is averaged
+USED = dict(used=estimate_used(CFG)) if SYNTHETIC else {}
 
 
 rule descriptives:
@@ -70,6 +72,7 @@ rule figures:
         meta=estimate_meta(CFG),
         panel=P.processed_path(CFG, "panel"),
         **TRUTH_COUNTS,
+        **USED,
         **GEO,
         code=module_files(*OUT_CODE_COMMON, "outputs/figures.py", "outputs/descriptives.py", "outputs/truth.py", "validation.py"),
     output:
@@ -142,6 +145,7 @@ rule tables:
         lineage=P.processed_path(CFG, "lineage"),
         quality=P.processed_path(CFG, "data_quality"),
         **TRUTH_COUNTS,
+        **USED,
         code=module_files(*OUT_CODE_COMMON, "outputs/tables.py", "outputs/figures.py", "outputs/truth.py", "validation.py"),
     output:
         html=[

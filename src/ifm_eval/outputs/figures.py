@@ -131,20 +131,23 @@ def overall_rows(est: pd.DataFrame) -> pd.DataFrame:
 
 
 def matched_truth_paths(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict[str, Any]],
-                        cells: pd.DataFrame | None) -> dict[str, dict[str, pd.Series]]:
+                        cells: pd.DataFrame | None, used: dict[str, pd.DataFrame] | None = None
+                        ) -> dict[str, dict[str, pd.Series]]:
     """Per outcome key and estimator (main specifications): the planted truth matched to the
-    model -- same treated observations, weights and event times
+    model -- its own used treated observations and weights, by event time
     (:func:`ifm_eval.validation.matched_truth`). Empty without ``cells`` (real data)."""
     from ifm_eval.validation import matched_truth, tau_column
 
     out: dict[str, dict[str, pd.Series]] = {}
-    if cells is None:  # real data: no planted truth
+    if cells is None or models.empty:
         return out
     for row in models[models["is_main"]].itertuples():
         spec = spec_of(meta, row.model)
-        if tau_column(str(spec["outcome"])) not in cells:
-            raise KeyError(f"true cell effects have no {tau_column(str(spec['outcome']))} (model {row.model})")
-        m = matched_truth(cells, spec, est[est["model"] == row.model], meta.get(row.model, {}))
+        if tau_column(str(spec.get("outcome"))) not in cells:
+            continue
+        if used is None or row.model not in used:
+            raise KeyError(f"no used observations of model {row.model!r} (stand-in runs declare them)")
+        m = matched_truth(cells, spec["outcome"], used[row.model], (meta[row.model].get("info") or {}).get("headline"))
         if len(m.path):
             out.setdefault(row.outcome_key, {})[row.estimator] = m.path["truth"]
     return out
@@ -456,10 +459,11 @@ def band_estimators(est: pd.DataFrame, models: pd.DataFrame, outcome: str) -> li
 
 def build_figures(cfg: dict[str, Any], est: pd.DataFrame, meta: dict[str, dict[str, Any]], panel: pd.DataFrame,
                   cells: pd.DataFrame | None, geo: tuple[Path, Path], out_dir: Path,
-                  outcome_keys: list[str]) -> list[Path]:
+                  outcome_keys: list[str], used: dict[str, pd.DataFrame] | None = None) -> list[Path]:
     """Every result figure into ``out_dir``: per outcome of ``outcome_keys`` (those of the
     configured models) and across them. ``cells``: true cell effects (stand-in data) or None
-    (real data); ``geo``: the municipality and Kreis map layers."""
+    (real data); ``used``: each model's used treated observations (stand-in data); ``geo``:
+    the municipality and Kreis map layers."""
     from ifm_eval.outputs.descriptives import draw_start_map
 
     lang = style.language(cfg)
@@ -468,7 +472,7 @@ def build_figures(cfg: dict[str, Any], est: pd.DataFrame, meta: dict[str, dict[s
     out_dir = Path(out_dir)
     models = model_table(est, meta)
     # planted truth matched to each main model (stand-in data only)
-    truth = matched_truth_paths(est, models, meta, cells)
+    truth = matched_truth_paths(est, models, meta, cells, used)
     keys = list(outcome_keys)
     src_est = ("Eigene Schätzungen auf Basis des Panels Kommune × Monat" if lang == "de"
                else "Own estimates on the municipality × month panel")

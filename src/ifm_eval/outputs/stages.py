@@ -51,6 +51,20 @@ def _cells(cfg: dict[str, Any], io: StageIO, panel: pd.DataFrame) -> pd.DataFram
     return None
 
 
+def _used(cfg: dict[str, Any], io: StageIO, meta: dict[str, dict]) -> dict[str, pd.DataFrame] | None:
+    """The used treated observations of every declared model (stand-in data: declared input
+    ``used``, one ``<model>_used.parquet`` per model), None on real data."""
+    files = io.input_list("used")
+    if cfg["data"]["source"] != "synthetic":
+        if files:
+            raise StageIOError(f"stage {io.stage}: used observations declared on real data (stand-in data only)")
+        return None
+    by_model = {Path(f).name.removesuffix("_used.parquet"): f for f in files}
+    if sorted(by_model) != sorted(meta):
+        raise StageIOError(f"stage {io.stage}: used files {sorted(by_model)} do not match the models {sorted(meta)}")
+    return {m: pd.read_parquet(f) for m, f in by_model.items()}
+
+
 def _estimates(io: StageIO):
     from ifm_eval.outputs.figures import load_estimates
 
@@ -76,14 +90,15 @@ def figures(cfg: dict[str, Any], io: StageIO, args: argparse.Namespace | None = 
 
     names = ("event_study", "raw_trends", "heatmap", "robustness", "robustness_data", "cohort_map", "pdfs", "trend_data")
     io.require(inputs=("tidy", "meta", "panel", "geo_gemeinden", "geo_kreise"), outputs=names,
-               optional_inputs=("truth_counts",))
+               optional_inputs=("truth_counts", "used"))
     est, meta = _estimates(io)
     panel = pd.read_parquet(io.input("panel"))
     out_dir = _one_dir([p for n in names for p in io.output_list(n)], "figures")
     # outcomes of the declared models' specs (the rule declares the per-outcome figures the same way)
     keys = outcomes(cfg, {m: spec_of(meta, m) for m in meta})
     written = build_figures(cfg, est, meta, panel, _cells(cfg, io, panel),
-                            (io.input("geo_gemeinden"), io.input("geo_kreise")), out_dir, outcome_keys=keys)
+                            (io.input("geo_gemeinden"), io.input("geo_kreise")), out_dir, outcome_keys=keys,
+                            used=_used(cfg, io, meta))
     check_written(io, written, names)
 
 
@@ -92,12 +107,12 @@ def tables(cfg: dict[str, Any], io: StageIO, args: argparse.Namespace | None = N
 
     names = ("html", "csv", "tex")
     io.require(inputs=("tidy", "meta", "panel", "lineage", "quality"), outputs=names,
-               optional_inputs=("truth_counts",))
+               optional_inputs=("truth_counts", "used"))
     est, meta = _estimates(io)
     panel = pd.read_parquet(io.input("panel"))
     out_dir = _one_dir([p for n in names for p in io.output_list(n)], "tables")
     written = build_tables(cfg, est, meta, panel, _cells(cfg, io, panel), pd.read_csv(io.input("quality")),
-                           pd.read_csv(io.input("lineage")), out_dir)
+                           pd.read_csv(io.input("lineage")), out_dir, used=_used(cfg, io, meta))
     check_written(io, written, names)
 
 

@@ -64,10 +64,12 @@ def main_results(est: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
                "n_units", "n_obs", "n_clusters"]].rename(columns={"outcome_key": "outcome"}).reset_index(drop=True)
 
 
-def truth_comparison(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict], cells: pd.DataFrame) -> pd.DataFrame:
+def truth_comparison(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, dict], cells: pd.DataFrame,
+                     used: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Each main estimate next to its MATCHED planted truth (stand-in data): the true cell
     effects of ``truth_counts`` averaged with the spec's weights over exactly the treated
-    observations the estimator used, for the same aggregate (:func:`ifm_eval.validation.matched_truth`);
+    observations the estimator used (``used``: model -> its used treated observations), for
+    the same aggregate (:func:`ifm_eval.validation.matched_truth`);
     estimate, SE, truth, difference and difference in SE units. ``cells``:
     :func:`ifm_eval.validation.cell_effects` of the panel (stand-in data only)."""
     from ifm_eval.outputs.truth import z_difference
@@ -83,7 +85,12 @@ def truth_comparison(est: pd.DataFrame, models: pd.DataFrame, meta: dict[str, di
         spec = spec_of(meta, r.model)
         if f"tau_{spec['outcome']}" not in cells:
             raise KeyError(f"true cell effects have no tau_{spec['outcome']} (model {r.model})")
-        m = matched_truth(cells, spec, est[est["model"] == r.model], meta.get(r.model, {}), term=r.aggregation)
+        if r.model not in used:
+            raise KeyError(f"no used observations of model {r.model!r} (stand-in runs declare them)")
+        headline = (meta[r.model].get("info") or {}).get("headline") or {}
+        if headline.get("term") != r.aggregation:
+            raise ValueError(f"model {r.model}: headline {headline.get('term')!r} is not the reported {r.aggregation!r}")
+        m = matched_truth(cells, spec["outcome"], used[r.model], headline)
         if m.overall is None or not np.isfinite(m.overall):
             continue
         rows.append({"estimator": r.estimator, "outcome": r.outcome, "model": r.model, "aggregation": r.aggregation,
@@ -177,7 +184,8 @@ def _safe_passthrough(df: pd.DataFrame, threshold: int) -> pd.DataFrame:
 
 
 def build_tables(cfg: dict[str, Any], est: pd.DataFrame, meta: dict[str, dict[str, Any]], panel: pd.DataFrame,
-                 cells: pd.DataFrame | None, quality: pd.DataFrame, lineage: pd.DataFrame, out: Path) -> list[Path]:
+                 cells: pd.DataFrame | None, quality: pd.DataFrame, lineage: pd.DataFrame, out: Path,
+                 used: dict[str, pd.DataFrame] | None = None) -> list[Path]:
     """Every result table (CSV, LaTeX, HTML) into ``out``; the truth comparison only with the
     true cell effects ``cells`` (stand-in data; None on real data). ``quality``: the panel's
     data-quality table (coverage and item non-response rows, column ``table``)."""
@@ -222,7 +230,7 @@ def build_tables(cfg: dict[str, Any], est: pd.DataFrame, meta: dict[str, dict[st
     if synthetic:
         if cells is None:
             raise ValueError("stand-in run without the true cell effects (truth_counts): the rule must declare them")
-        tc = truth_comparison(est, models, meta, cells)
+        tc = truth_comparison(est, models, meta, cells, used or {})
         show = tc.copy()
         if len(show):
             show["estimator"] = show["estimator"].map(lambda e: label(e, lang))
