@@ -95,6 +95,7 @@ reused for the aggregations; bootstrap SEs use exact order statistics from row s
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,7 @@ from ._cs_influence import (
     nocov_tables,
     rcond1_batch,
 )
+from .jackknife import apply_jackknife
 from .results import EstimateResult
 
 __all__ = ["callaway_santanna", "CSResult", "CSAggregate"]
@@ -189,6 +191,8 @@ class CSResult:
     _coh_vals: np.ndarray = field(repr=False, default=None)
     _ucode: np.ndarray = field(repr=False, default=None)
     _boot_store: dict | None = field(repr=False, default=None)
+    _data: CSData | None = field(repr=False, default=None)
+    _cells: CSCells | None = field(repr=False, default=None)
 
     # ------------------------------------------------------------------ #
     @property
@@ -199,12 +203,16 @@ class CSResult:
         without covariates (held in factored form until then)."""
         return self._op.full()
 
-    def to_result(self, window: tuple[int, int] | None = None, balance_e: int | None = None) -> EstimateResult:
+    def to_result(self, window: tuple[int, int] | None = None, balance_e: int | None = None,
+                  jackknife: bool = False) -> EstimateResult:
         """The result in the tidy schema of :mod:`.results`: every ATT(g,t) cell (``att_gt``),
         the aggregations of ``did::aggte`` (``overall`` rows ``att``/``dynamic``/``group``/
         ``calendar`` and their ``event_time``/``group``/``calendar`` tables; the dynamic one
         restricted to ``window``), the dropped cells in ``info`` and the treated
-        observations behind the estimated post-treatment cells (``used``)."""
+        observations behind the estimated post-treatment cells (``used``). With
+        ``jackknife`` (outcome regression only) the dynamic rows' standard errors are the
+        exact cluster jackknife's (CV3, :meth:`jackknife`) with t(G - 1) intervals; the
+        analytic ones stay in ``info["se_analytic"]``."""
         lo, hi = window if window is not None else (None, None)
         a = self.att_gt
         rows = [pd.DataFrame({
@@ -247,12 +255,116 @@ class CSResult:
         table = pd.concat(rows, ignore_index=True)
         info: dict[str, Any] = {"headline": {"term": "dynamic", "aggregation": "event_time_mean",
                                              "event_times": headline_events}}
+        if jackknife:
+            if balance_e is not None:
+                raise ValueError("the cluster jackknife does not support balance_e")
+            jk = self.jackknife(window)
+            sel = (table["kind"] == "event_time") & table["event_time"].isin(jk["event_times"])
+            ov = (table["kind"] == "overall") & (table["term"] == "dynamic")
+            pos = {int(e): j for j, e in enumerate(jk["event_times"])}
+            idx = np.r_[[pos[int(e)] for e in table.loc[sel, "event_time"]], len(jk["event_times"])].astype(int)
+            rows_ix = np.r_[np.flatnonzero(sel), np.flatnonzero(ov)]
+            gap = float(np.nanmax(np.abs(jk["full"][idx] - table.loc[rows_ix, "estimate"].to_numpy(float))))
+            if gap > 1e-8 * max(1.0, float(np.nanmax(np.abs(jk["full"])))):
+                warns.append(f"jackknife's full-sample aggregation differs from the estimate by {gap:.2e}")
+            info.update(apply_jackknife(table, rows_ix, jk["estimates"][:, idx], self._alpha))
+            table.loc[rows_ix, ["cband_low", "cband_high"]] = np.nan
         dropped = self.dropped_cells
         if len(dropped):
             warns.append(f"{len(dropped)} ATT(g,t) cell(s) dropped (no overlap / no data / few comparison units)")
             info["dropped_cells"] = dropped.astype(object).where(dropped.notna(), None).to_dict(orient="records")
         return EstimateResult("callaway_santanna", table, int(self.n_units), None, self.n_clusters, warns, info,
                               used=self.used())
+
+    def jackknife(self, window: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Exact leave-one-cluster-out estimates of the dynamic aggregation (each event time
+        in ``window`` and their post-period mean, did::aggte ``dynamic``) for the
+        outcome-regression estimator (``method="reg"``): per cell the control units' WLS and
+        the treated means are recomputed without the cluster from cohort x cluster x period
+        sums, the cohort shares too. The cells estimated (and dropped) are those of the full
+        sample. Returns ``{"event_times", "estimates" (G x (E + 1): event times, then the
+        mean over the post ones), "full", "n_clusters"}``."""
+        d, c = self._data, self._cells
+        if d is None or c is None:
+            raise ValueError("jackknife needs the fitted data (fit with callaway_santanna)")
+        if d.method != "reg":
+            raise ValueError(f"the exact cluster jackknife is implemented for method='reg' (fit: {d.method!r})")
+        n = d.n
+        ncoh = len(d.coh_vals)
+        if d.codes is None:
+            cl, G = np.arange(n), n
+        else:
+            cl, G = d.codes, int(d.n_clusters)
+        w = d.wun / d.wun.mean()
+        X, Y, uc = d.X, d.Y, d.ucode
+        key = uc * G + cl  # cohort x cluster cell of every unit
+        nk = ncoh * G
+        def csum(vals):  # sums over units per (cohort, cluster): (ncoh, G, ...)
+            vals = np.asarray(vals)
+            out = np.zeros((nk,) + vals.shape[1:])
+            np.add.at(out, key, vals)
+            return out.reshape((ncoh, G) + vals.shape[1:])
+        Gx = csum(w[:, None, None] * X[:, :, None] * X[:, None, :])  # (ncoh, G, k, k)
+        Sx = csum(w[:, None] * X)  # (ncoh, G, k)
+        Sw = csum(w)  # (ncoh, G)
+        RY = csum(w[:, None, None] * X[:, :, None] * Y[:, None, :])  # (ncoh, G, k, nT)
+        SY = csum(w[:, None] * Y)  # (ncoh, G, nT)
+        a = self.att_gt
+        lo, hi = (-np.inf, np.inf) if window is None else window
+        e_all = a["event_time"].to_numpy(float)
+        ok = a["att"].notna().to_numpy() & ~a["universal_base"].to_numpy() & (e_all >= lo) & (e_all <= hi)
+        cells = np.flatnonzero(ok)
+        ctrl = c.ctrl_coh[cells].astype(float)  # (m, ncoh)
+        g = c.gcode[cells]
+        tt, bb = c.tcol[cells], c.bcol[cells]
+        A_q = np.einsum("mh,hqab->mqab", ctrl, Gx)  # control Gram by cluster
+        A_full = A_q.sum(axis=1)
+        dR = RY[:, :, :, tt] - RY[:, :, :, bb]  # (ncoh, G, k, m)
+        r_q = np.einsum("mh,hqam->mqa", ctrl, dR)
+        r_full = r_q.sum(axis=1)
+        A_minus = A_full[:, None] - A_q  # (m, G, k, k)
+        r_minus = r_full[:, None] - r_q
+        # without the cluster a cell is dropped as the full fit would drop it: too few
+        # comparison units left, a singular control design, or no treated unit left
+        cnt = csum(np.ones(n))  # units per (cohort, cluster)
+        n_ctrl_minus = (ctrl @ cnt.sum(axis=1))[:, None] - ctrl @ cnt  # (m, G)
+        gone = (n_ctrl_minus < max(int(c.min_controls), 1)) | ((cnt.sum(axis=1)[g][:, None] - cnt[g]) <= 0)
+        km = A_minus.shape[-1]
+        gone |= (rcond1_batch(A_minus.reshape(-1, km, km)) < EPS).reshape(gone.shape)
+        A_minus[gone] = np.eye(km)
+        beta_minus = np.linalg.solve(A_minus, r_minus[..., None])[..., 0]  # (m, G, k)
+        beta_full = np.linalg.solve(A_full, r_full[..., None])[..., 0]
+        m_idx = np.arange(len(cells))
+        Tdy = SY[g][m_idx, :, tt] - SY[g][m_idx, :, bb]  # treated outcome changes by cluster (m, G)
+        TX, TW = Sx[g], Sw[g]  # (m, G, k), (m, G)
+        Tdy_f, TX_f, TW_f = Tdy.sum(axis=1), TX.sum(axis=1), TW.sum(axis=1)
+        att_full = (Tdy_f - np.einsum("ma,ma->m", TX_f, beta_full)) / TW_f
+        with np.errstate(invalid="ignore", divide="ignore"):
+            att_minus = ((Tdy_f[:, None] - Tdy) - np.einsum("mqa,mqa->mq", TX_f[:, None] - TX, beta_minus)) \
+                / (TW_f[:, None] - TW)  # (m, G)
+        att_minus[gone] = 0.0
+        # cohort shares (did::aggte: weighted cohort sizes) without each cluster
+        pw = np.zeros((ncoh, G))
+        np.add.at(pw, (uc, cl), d.wun)
+        pw_full = pw.sum(axis=1)
+        e = e_all[cells]
+        evs = np.unique(e)
+        est_minus = np.full((G, len(evs) + 1), np.nan)
+        est_full = np.full(len(evs) + 1, np.nan)
+        for j, ev in enumerate(evs):
+            sel = e == ev
+            gs = g[sel]
+            wq = np.where(gone[sel], 0.0, pw_full[gs][:, None] - pw[gs])  # (cells at e, G)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                est_minus[:, j] = (wq * att_minus[sel]).sum(axis=0) / wq.sum(axis=0)
+            est_full[j] = (pw_full[gs] * att_full[sel]).sum() / pw_full[gs].sum()
+        post = evs >= 0
+        if post.any():
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                est_minus[:, -1] = np.nanmean(est_minus[:, :-1][:, post], axis=1)
+            est_full[-1] = est_full[:-1][post].mean()
+        return {"event_times": evs.astype(int), "estimates": est_minus, "full": est_full, "n_clusters": G}
 
     def used(self) -> pd.DataFrame:
         """The treated observations behind the estimated post-treatment ATT(g,t): every
@@ -529,6 +641,9 @@ class CSCells:
     n_ctrl: np.ndarray
     op: object
     ncell: int
+    ctrl_coh: np.ndarray | None = None  # (cells x cohort values): control cohorts of each cell
+    gcode: np.ndarray | None = None  # cohort-value index of each cell's treated cohort
+    min_controls: int = 1
 
 def cs_preprocess(
     data: pd.DataFrame,
@@ -855,7 +970,8 @@ def cs_cells(d: CSData, min_controls: int = 1) -> CSCells:
 
     return CSCells(cell_g=cell_g, cell_t=cell_t, tcol=tcol, bcol=bcol, base_zero=base_zero,
                    att=att, reason=reason, dropped=dropped, n_treat=n_treat, n_ctrl=n_ctrl,
-                   op=op, ncell=ncell)
+                   op=op, ncell=ncell, ctrl_coh=ctrl_coh, gcode=gcode,
+                   min_controls=int(min_controls))
 
 
 def cs_inference(d: CSData, c: CSCells) -> tuple[np.ndarray, float, dict | None]:
@@ -1021,6 +1137,8 @@ def callaway_santanna(
         _coh_vals=coh_vals,
         _ucode=ucode,
         _boot_store=boot_store,
+        _data=d,
+        _cells=c,
     )
 
 

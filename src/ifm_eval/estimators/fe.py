@@ -248,3 +248,124 @@ def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray 
         r = y - (np.asarray(Xk @ beta).ravel() if len(keep) else 0.0)
         out_fe = fe.coef(r[:, None])
     return FEFit(kept_names, beta, V, dropped, e, n, int(df_k), int(ncl), bread, scores, float(ssc), out_fe)
+
+
+# ---------------------------------------------------------------------------- jackknife
+@dataclass
+class ClusterJackknife:
+    """Leave-one-cluster-out solutions of a weighted two-way FE least-squares problem.
+
+    ``y = a_i + Zr theta + e`` with unit effects ``a`` eliminated, ``Zr = [period dummies |
+    X]``: ``theta`` solves ``S theta = b`` with the unit-eliminated normal equations
+    ``S = sum_u (Zr_u' W Zr_u - B_u' B_u / w_u)``, ``B_u = 1' W Zr_u``. Units are nested in
+    clusters, so ``S`` and ``b`` are sums of per-cluster parts and leaving cluster ``c`` out is
+    ``theta_(-c) = (S - S_c)^+ (b - b_c)`` (exact; the pseudo-inverse resolves the period
+    effects' normalisation). ``unit_effects(theta)`` gives ``a_u`` of the kept units.
+    """
+
+    theta: np.ndarray  # full-sample solution (p)
+    theta_minus: np.ndarray  # (G x p): without cluster c
+    cluster_of_unit: np.ndarray  # (n_units): cluster code of each unit (-1: no rows)
+    r_u: np.ndarray  # 1' W y per unit
+    B_u: np.ndarray  # (n_units x p): 1' W Zr per unit
+    w_u: np.ndarray  # unit weight sums
+    n_clusters: int
+
+    def unit_effects(self, theta: np.ndarray) -> np.ndarray:
+        inv = np.divide(1.0, self.w_u, out=np.zeros_like(self.w_u), where=self.w_u > 0)
+        return inv[:, None] * (self.r_u[:, None] - self.B_u @ np.atleast_2d(theta).T) if np.ndim(theta) == 2 \
+            else inv * (self.r_u - self.B_u @ theta)
+
+
+def cluster_jackknife(ucode: np.ndarray, n_u: int, Zr, w: np.ndarray, y: np.ndarray,
+                      ccode: np.ndarray, n_clusters: int,
+                      extra_null: dict[int, list[np.ndarray]] | None = None,
+                      block: int | None = None) -> ClusterJackknife:
+    """Leave-one-cluster-out solutions (see :class:`ClusterJackknife`) for rows with unit
+    codes ``ucode``, regressors ``Zr`` (n x p, sparse or dense, period dummies included),
+    weights ``w``, outcome ``y`` and cluster codes ``ccode`` (units must be nested in
+    clusters).
+
+    ``S`` is singular (the period effects' level, covariate x period slopes of covariates
+    constant within units): its null space ``N`` is also null for every ``S_c`` (``S`` is a
+    sum of positive semi-definite parts) and orthogonal to every ``b_c``, so all the
+    systems ``(S - S_c + s N N') theta = b - b_c`` are solved at once (one batched LU
+    instead of G eigen-decompositions) and give the minimum-norm solutions. Regressors
+    without weight outside cluster ``c`` are set to zero in its solution. ``extra_null``:
+    per cluster, index sets of regressors whose sum is known to become collinear with the
+    unit effects without it (e.g. the cohort x period cells of a cohort observed at the
+    reference period only in that cluster); each adds its direction to that system's null
+    space (so those rows fit perfectly and do not inform the rest, as if dropped).
+    ``block``: leave-out systems solved at a time (default: as many as fit in ~512 MB; with
+    many clusters, e.g. municipalities, the per-cluster parts are then computed twice)."""
+    Zr = sp.csr_matrix(Zr)
+    n, p = Zr.shape
+    u = np.asarray(ucode, dtype=np.int64)
+    c = np.asarray(ccode, dtype=np.int64)
+    cl_u = np.full(n_u, -1, dtype=np.int64)
+    cl_u[u] = c
+    if np.any(cl_u[u] != c):
+        raise ValueError("cluster jackknife: units must be nested in clusters")
+    U = sp.csr_matrix((w, (u, np.arange(n))), shape=(n_u, n))  # U' W
+    B_u = np.asarray((U @ Zr).toarray())
+    r_u = np.asarray(U @ y).ravel()
+    w_u = np.bincount(u, weights=w, minlength=n_u)
+    inv = np.divide(1.0, w_u, out=np.zeros_like(w_u), where=w_u > 0)
+    order = np.argsort(c, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(c, minlength=n_clusters))]
+    Zs, ws, ys = Zr[order], w[order], y[order]
+    units_of = [np.flatnonzero(cl_u == g) for g in range(n_clusters)]
+
+    def part(g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """S_c, b_c and the regressors' weight sum(w Z^2) of cluster g."""
+        lo, hi = bounds[g], bounds[g + 1]
+        if hi == lo:
+            return np.zeros((p, p)), np.zeros(p), np.zeros(p)
+        Zg = Zs[lo:hi]
+        C = (Zg.T @ Zg.multiply(ws[lo:hi, None]).tocsr()).toarray()
+        un = units_of[g]
+        Bg = B_u[un]
+        return (C - Bg.T @ (inv[un, None] * Bg),
+                np.asarray(Zg.T @ (ws[lo:hi] * ys[lo:hi])).ravel() - Bg.T @ (inv[un] * r_u[un]), np.diag(C).copy())
+
+    # clusters per block of leave-out systems (at most ~512 MB of p x p matrices at a time)
+    block = int(block) if block else max(1, min(n_clusters, int(512e6 // (8 * p * p + 1))))
+    cache = [part(g) for g in range(n_clusters)] if block >= n_clusters else None
+    S, b, tot = np.zeros((p, p)), np.zeros(p), np.zeros(p)
+    for g in range(n_clusters):
+        Sg, bg, mg = cache[g] if cache is not None else part(g)
+        S += Sg
+        b += bg
+        tot += mg
+    S = (S + S.T) / 2
+    lam, Q = np.linalg.eigh(S)
+    top = max(float(lam.max()) if len(lam) else 0.0, 1.0)
+    keep = lam > SCHUR_RTOL * top
+    theta = Q[:, keep] @ ((Q[:, keep].T @ b) / lam[keep])
+    base = S + top * (Q[:, ~keep] @ Q[:, ~keep].T)
+    theta_minus = np.zeros((n_clusters, p))
+    for g0 in range(0, n_clusters, block):
+        gs = range(g0, min(g0 + block, n_clusters))
+        S_m = np.empty((len(gs), p, p))
+        b_m = np.empty((len(gs), p))
+        for i, g in enumerate(gs):
+            Sg, bg, mg = cache[g] if cache is not None else part(g)
+            np.subtract(base, Sg, out=S_m[i])  # S - S_c + s N N'
+            b_m[i] = b - bg
+            empty = (tot - mg) <= 1e-12 * np.maximum(tot, 1e-300)
+            if empty.any():
+                S_m[i][empty, :] = 0.0
+                S_m[i][:, empty] = 0.0
+                S_m[i][empty, empty] = 1.0
+                b_m[i][empty] = 0.0
+            for cols in (extra_null or {}).get(g, []):
+                v = np.zeros(p)
+                v[np.asarray(cols)] = 1.0 / np.sqrt(len(cols))
+                S_m[i] += top * np.outer(v, v)
+        try:
+            theta_minus[g0:g0 + len(gs)] = np.linalg.solve(S_m, b_m[..., None])[..., 0]
+        except np.linalg.LinAlgError:  # a leave-out with a singularity of its own: one by one
+            theta_minus[g0:g0 + len(gs)] = np.vstack([np.linalg.lstsq(S_m[i], b_m[i], rcond=None)[0]
+                                                      for i in range(len(gs))])
+    return ClusterJackknife(theta, theta_minus, cl_u, r_u, B_u, w_u, n_clusters)
+

@@ -36,7 +36,8 @@ from ifm_eval.estimators.design import (
     prepare_panel,
     used_frame,
 )
-from ifm_eval.estimators.imputation import FirstStage, first_stage
+from ifm_eval.estimators.imputation import FirstStage, first_stage, imputation_jackknife
+from ifm_eval.estimators.jackknife import apply_jackknife, jackknife_vcov
 from ifm_eval.estimators.results import EstimateResult, normal_inference
 from ifm_eval.estimators.twfe import default_window
 
@@ -99,6 +100,7 @@ def gardner(
     *args: Any,
     alpha: float = 0.05,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
+    jackknife: bool = False,
     **kwargs: Any,
 ) -> EstimateResult:
     """Two-stage DiD (see module docstring): ``overall`` and ``event_time`` rows. Call as
@@ -107,6 +109,11 @@ def gardner(
     Treated observations in periods without enough untreated units to identify the period
     effects (``min_untreated_per_period``, see :func:`.imputation.first_stage`) are left
     out of the second stage and reported (``info["dropped_cells"]``).
+
+    ``jackknife``: overall and event-time SEs from the cluster jackknife (CV3, t(G - 1)
+    intervals, :mod:`.jackknife`): the second-stage coefficients are weighted means of the
+    first-stage residuals (disjoint dummies), so both stages without a cluster are exact
+    downdates (:func:`.imputation.imputation_jackknife`).
     """
     design, opts = design_args(data, args, kwargs)
     if opts:
@@ -162,6 +169,19 @@ def gardner(
     hv = [e for e, h in zip(periods, have, strict=False) if h]
     idx = np.flatnonzero(have)
     vcov = pd.DataFrame(V_e[np.ix_(idx, idx)], index=hv, columns=hv)
+    jk_info: dict[str, Any] = {}
+    if jackknife:
+        w = df[W].to_numpy(float)
+        r_s = np.flatnonzero(ok & (dcode == 0))
+        r_e = np.flatnonzero(sample & (ecode >= 0))
+        W2 = sp.csr_matrix((np.r_[w[r_s], w[r_e]], (np.r_[r_s, r_e], np.r_[np.zeros(len(r_s), int), 1 + ecode[r_e]])),
+                           shape=(len(df), 1 + len(periods)))
+        cols = np.r_[0, 1 + idx].astype(int)
+        jk_est, _ = imputation_jackknife(fs, W2, cols)
+        pos = {t: i for i, t in enumerate(table["term"])}
+        rows = np.array([pos["att"], *[pos[f"e{e:+d}"] for e in hv]])
+        jk_info = apply_jackknife(table, rows, jk_est, alpha)
+        vcov = pd.DataFrame(jackknife_vcov(jk_est[:, 1:]), index=hv, columns=hv)
     warns = fs.warnings
     n_out = int((ok & ~sample).sum())
     if n_out:
@@ -183,6 +203,7 @@ def gardner(
             "min_untreated_per_period": int(min_untreated_per_period),
             "dropped_cells": fs.dropped_cells,
             "headline": {"term": "att", "aggregation": "observations"},
+            **jk_info,
         },
         vcov=vcov,
         # event-time rows: the treated observations in the window; headline (static second

@@ -55,6 +55,7 @@ from ifm_eval.estimators.design import (
     unsupported_cells,
     used_frame,
 )
+from ifm_eval.estimators.jackknife import apply_jackknife, jackknife_vcov
 from ifm_eval.estimators.results import EstimateResult, normal_inference
 from ifm_eval.estimators.twfe import fit_panel
 
@@ -335,6 +336,49 @@ def bjs_variance(fs: FirstStage, W1: np.ndarray, leave_out: bool = False) -> np.
     return psi
 
 
+def imputation_jackknife(fs: FirstStage, W1: sp.csr_matrix, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-cluster-out estimates of the targets ``cols`` of ``W1`` (exact for the
+    untreated-outcome model; the imputable set and the kept covariates are those of the full
+    sample). Returns (G x len(cols) estimates, full-sample estimates from the same solve)."""
+    from ifm_eval.estimators.fe import cluster_jackknife
+
+    df = fs.df
+    u0 = fs.untreated
+    w = df[W].to_numpy(float)
+    y = df[Y].to_numpy(float)
+    ccode, levels = pd.factorize(df[CL])
+    ncl = len(levels)
+    _, Zr0 = fs.z_rows(u0)
+    jk = cluster_jackknife(fs.ucode[u0], fs.n_u, Zr0, w[u0], y[u0], ccode[u0], ncl)
+    # rows of the targets: treated imputable ones, or untreated ones (e.g. Gardner's
+    # pre-period dummies); a unit's effect without another cluster uses its own rows only
+    t1 = (fs.imputable | u0) & (np.asarray(abs(W1[:, cols]).sum(axis=1)).ravel() > 0)
+    idx = np.flatnonzero(t1)
+    _, Zr1 = fs.z_rows(t1)
+    u1 = fs.ucode[idx]
+    inv = np.divide(1.0, jk.w_u, out=np.zeros_like(jk.w_u), where=jk.w_u > 0)
+    D = Zr1.toarray() - inv[u1, None] * jk.B_u[u1]
+    y1 = y[idx] - inv[u1] * jk.r_u[u1]
+    Wt = W1[idx][:, cols].tocsr()
+    c1 = ccode[idx]
+    q, s_, Gm = Wt.T @ y1, np.asarray(Wt.sum(axis=0)).ravel(), np.asarray(Wt.T @ D)
+    full = (q - Gm @ jk.theta) / np.where(s_ > 0, s_, np.nan)
+    out = np.full((ncl, len(cols)), np.nan)
+    order = np.argsort(c1, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(c1, minlength=ncl))]
+    for g in range(ncl):
+        rows = order[bounds[g]:bounds[g + 1]]
+        if len(rows):
+            Wg = Wt[rows]
+            qg, sg, Gg = Wg.T @ y1[rows], np.asarray(Wg.sum(axis=0)).ravel(), np.asarray(Wg.T @ D[rows])
+        else:
+            qg, sg, Gg = 0.0, 0.0, 0.0
+        den = s_ - sg
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[g] = np.where(den > 1e-12, (q - qg - (Gm - Gg) @ jk.theta_minus[g]) / den, np.nan)
+    return out, full
+
+
 def _pretrend_rows(
     panel: Panel, fs: FirstStage, lo: int, hi: int, alpha: float
 ) -> pd.DataFrame | None:
@@ -372,11 +416,15 @@ def imputation(
     pretrends: bool = True,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
     leave_out: bool = False,
+    jackknife: bool = False,
     **kwargs: Any,
 ) -> EstimateResult:
     """BJS imputation estimator (see module docstring). Call as ``imputation(data, outcome,
     unit, time, cohort, **design)`` or ``imputation(data, design)``. ``leave_out``: the
-    leave-one-cluster-out variance (:func:`bjs_variance`).
+    leave-one-cluster-out variance (:func:`bjs_variance`). ``jackknife``: standard errors of the
+    headline and event-time rows are the cluster jackknife's (CV3, :func:`imputation_jackknife`)
+    and their confidence intervals use t(G - 1) critical values; the BJS SEs stay in
+    ``info["se_analytic"]``.
 
     Returns ``overall`` (treated observations with ``0 <= e <= max(window)``),
     ``event_time`` (each horizon ``-anticipation <= e`` in the window), ``group`` and
@@ -444,6 +492,17 @@ def imputation(
         for kd, k in zip(kinds, keys, strict=False)
     ]
     table = table.assign(**normal_inference(table["estimate"], table["se"], alpha))
+    jk_info: dict[str, Any] = {}
+    if jackknife:
+        cols = np.array([j for j, kd in enumerate(kinds) if kd in ("overall", "event_time")])
+        jk_est, jk_full = imputation_jackknife(fs, W1, cols)
+        gap = float(np.nanmax(np.abs(jk_full - est[cols]))) if len(cols) else 0.0
+        if gap > 1e-6 * max(1.0, float(np.nanmax(np.abs(est[cols])))):
+            fs.warnings.append(f"jackknife's full-sample solve differs from the estimate by {gap:.2e}")
+        jk_info = apply_jackknife(table, cols, jk_est, alpha)
+        se = table["se"].to_numpy(float)
+        V = V.copy()
+        V[np.ix_(cols, cols)] = jackknife_vcov(jk_est)
     es = [j for j, kd in enumerate(kinds) if kd == "event_time"]
     ev = [keys[j] for j in es]
     vcov = pd.DataFrame(V[np.ix_(es, es)], index=ev, columns=ev)
@@ -479,6 +538,9 @@ def imputation(
                 sum(c["n_obs"] for c in fs.dropped_cells if c["reason"] == "thin_period")
             ),
             "headline": {"term": "att", "aggregation": "observations"},
+            # cluster contributions to the headline's analytic variance (Var = sum psi_c^2)
+            "headline_cluster_influence": psi[:, 0].tolist(),
+            **jk_info,
         },
         vcov=vcov,
         used=used,

@@ -34,16 +34,22 @@ def min_comparison_units(spec: dict[str, Any]) -> int:
     return MIN_UNTREATED_PER_PERIOD if v is None else int(v)
 
 
+def jackknife(spec: dict[str, Any]) -> bool:
+    """Does the spec ask for cluster-jackknife inference (:mod:`.jackknife`)?"""
+    return spec["inference"]["type"] == "jackknife"
+
+
 def _twfe_static(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
     from ifm_eval.estimators.twfe import twfe_static
 
-    return twfe_static(data, design, alpha=ALPHA)
+    return twfe_static(data, design, alpha=ALPHA, jackknife=jackknife(spec))
 
 
 def _twfe_dynamic(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
     from ifm_eval.estimators.twfe import twfe_dynamic
 
-    return twfe_dynamic(data, design, alpha=ALPHA, min_untreated_per_period=min_comparison_units(spec))
+    return twfe_dynamic(data, design, alpha=ALPHA, min_untreated_per_period=min_comparison_units(spec),
+                        jackknife=jackknife(spec))
 
 
 def _sun_abraham(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
@@ -53,19 +59,21 @@ def _sun_abraham(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> Es
     # an explicit never_treated spec must not silently become a last-treated one
     return sun_abraham(data, design.with_(control_group=cg), alpha=ALPHA,
                        fallback_last_treated=cg != "never_treated",
-                       min_untreated_per_period=min_comparison_units(spec))
+                       min_untreated_per_period=min_comparison_units(spec), jackknife=jackknife(spec))
 
 
 def _imputation(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
     from ifm_eval.estimators.imputation import imputation
 
-    return imputation(data, design, alpha=ALPHA, min_untreated_per_period=min_comparison_units(spec))
+    return imputation(data, design, alpha=ALPHA, min_untreated_per_period=min_comparison_units(spec),
+                      leave_out=jackknife(spec), jackknife=jackknife(spec))
 
 
 def _gardner(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
     from ifm_eval.estimators.gardner import gardner
 
-    return gardner(data, design, alpha=ALPHA, min_untreated_per_period=min_comparison_units(spec))
+    return gardner(data, design, alpha=ALPHA, min_untreated_per_period=min_comparison_units(spec),
+                   jackknife=jackknife(spec))
 
 
 def _callaway_santanna(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
@@ -81,7 +89,7 @@ def _callaway_santanna(data: pd.DataFrame, design: Design, spec: dict[str, Any])
         seed=inf["seed"], alpha=ALPHA,
         min_controls=spec.get("min_comparison_units") or 1,
     )
-    return res.to_result(design.window, spec["balance_e"])
+    return res.to_result(design.window, spec["balance_e"], jackknife=jackknife(spec))
 
 
 ESTIMATORS: dict[str, Estimator] = {

@@ -99,6 +99,19 @@ def normal_inference(estimate: Any, se: Any, alpha: float = 0.05) -> dict[str, n
     return {"ci_low": est - z * s, "ci_high": est + z * s, "p": p}
 
 
+def t_inference(estimate: Any, se: Any, df: Any, alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """Two-sided p-values and (1 - alpha) confidence bounds from a t distribution with
+    ``df`` degrees of freedom (the cluster jackknife's G - 1)."""
+    est = np.asarray(estimate, dtype=float)
+    s = np.asarray(se, dtype=float)
+    dfa = np.broadcast_to(np.asarray(df, dtype=float), est.shape)
+    crit = stats.t.ppf(1 - alpha / 2, dfa)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stats.t.sf(np.abs(est / s), dfa)
+    p = np.where(np.isfinite(s) & (s > 0), p, np.nan)
+    return {"ci_low": est - crit * s, "ci_high": est + crit * s, "p": p}
+
+
 def tidy_frame(
     table: pd.DataFrame,
     *,

@@ -131,11 +131,15 @@ def check_spec(name: str, raw: dict[str, Any], spec: dict[str, Any]) -> None:
         for key in CS_ONLY:
             if key in raw and raw[key] != defaults[key]:
                 fail(key, f"applies to callaway_santanna only (estimator is {est})")
-        if spec["inference"]["type"] != "analytic":
+        if spec["inference"]["type"] == "bootstrap":
             fail(
                 "inference",
                 f"type 'bootstrap' is implemented for callaway_santanna only (estimator is {est})",
             )
+    if est == "callaway_santanna" and spec["inference"]["type"] == "jackknife" and spec["method"] != "reg":
+        fail("inference", f"type 'jackknife' of callaway_santanna needs method 'reg' (method is {spec['method']})")
+    if est == "callaway_santanna" and spec["inference"]["type"] == "jackknife" and spec["balance_e"] is not None:
+        fail("inference", "type 'jackknife' of callaway_santanna does not support balance_e")
     cg = spec["control_group"]
     if est == "callaway_santanna" and cg == "last_treated":
         fail(

@@ -38,8 +38,9 @@ from ifm_eval.estimators.design import (
     unsupported_cells,
     used_frame,
 )
+from ifm_eval.estimators.jackknife import apply_jackknife, jackknife_vcov
 from ifm_eval.estimators.results import EstimateResult, normal_inference
-from ifm_eval.estimators.twfe import fit_panel
+from ifm_eval.estimators.twfe import fit_panel, jackknife_panel
 
 
 def _control_cohort(
@@ -62,6 +63,45 @@ def _control_cohort(
         if units >= max(min_units, 1) and n_pre and obs / (units * n_pre) >= min_coverage:
             return g, cohorts[i + 1 :]
     return cohorts[-1], []
+
+
+def _jackknife_aggregates(panel, E, names, kept, kcells, df, treated, e_of, events, ref) -> np.ndarray:
+    """Leave-one-cluster-out event-time effects and overall ATT (G x (E + 1)): the
+    interactions without the cluster (:func:`.twfe.jackknife_panel`), aggregated with the
+    cohort shares of the remaining clusters."""
+    from ifm_eval.estimators.fe import codes
+
+    # a cohort observed at the reference period in one cluster only is not identified
+    # without it (the full estimator drops such cohorts)
+    ccode_all, _ = codes(df[CL].to_numpy())
+    at_ref = (df[COHORT] > 0).to_numpy() & (df[REL] == ref).to_numpy()
+    ref_cl = pd.Series(ccode_all[at_ref]).groupby(df.loc[at_ref, COHORT].astype(int).to_numpy()).unique()
+    extra_null: dict[int, list[np.ndarray]] = {}
+    for g, cls in ref_cl.items():
+        if len(cls) == 1:
+            cols = np.array([names.index(n) for n, (gg, _) in zip(kept, kcells, strict=True) if gg == g])
+            if len(cols):
+                extra_null.setdefault(int(cls[0]), []).append(cols)
+    _, minus, ccode = jackknife_panel(panel, None, E, extra_null)
+    col = [names.index(n) for n in kept]
+    delta_m = minus[:, col]  # (G, cells)
+    G = delta_m.shape[0]
+    tr = treated.to_numpy()
+    cell_ix = pd.Index(kcells).get_indexer(pd.MultiIndex.from_arrays(
+        [df.loc[tr, COHORT].astype(int), df.loc[tr, REL].astype(int)]))
+    wt = df.loc[tr, W].to_numpy(float) if panel.weighted else np.ones(int(tr.sum()))
+    mass = np.zeros((G, len(kcells)))
+    ok = cell_ix >= 0
+    np.add.at(mass, (ccode[tr][ok], cell_ix[ok]), wt[ok])
+    m_minus = np.where(np.isfinite(delta_m), mass.sum(axis=0)[None, :] - mass, 0.0)  # (G, cells)
+    out = np.full((G, len(events) + 1), np.nan)
+    d = np.where(m_minus > 0, delta_m, 0.0)
+    for i, e in enumerate(events):
+        sel = e_of == e
+        out[:, i] = (m_minus[:, sel] * d[:, sel]).sum(axis=1) / m_minus[:, sel].sum(axis=1)
+    post = e_of >= 0
+    out[:, -1] = (m_minus[:, post] * d[:, post]).sum(axis=1) / m_minus[:, post].sum(axis=1)
+    return out
 
 
 def _identified_sample(df: pd.DataFrame, ref: int) -> tuple[pd.DataFrame, str | None]:
@@ -116,6 +156,7 @@ def sun_abraham(
     fallback_last_treated: bool = True,
     min_control_coverage: float = 0.5,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
+    jackknife: bool = False,
     **kwargs: Any,
 ) -> EstimateResult:
     """Interaction-weighted event study (see module docstring). Call as
@@ -138,6 +179,10 @@ def sun_abraham(
     dropped (cohort, period) cells are listed in ``info["dropped_cells"]`` and counted in
     the warnings): their time effects would rest on a handful of municipalities (see
     :func:`.twfe.period_support`).
+
+    ``jackknife``: event-time and overall SEs from the cluster jackknife (CV3, t(G - 1)
+    intervals, :mod:`.jackknife`): the interactions re-estimated without each cluster and
+    re-aggregated with the cohort shares of the remaining clusters.
     """
     if not (args and isinstance(args[0], Design)):
         kwargs.setdefault("control_group", "auto")
@@ -313,6 +358,13 @@ def sun_abraham(
     table = table.sort_values(["kind", "event_time", "cohort"], kind="stable", ignore_index=True)
     table = table.assign(**normal_inference(table["estimate"], table["se"], alpha))
     table.loc[table["term"] == "reference", ["ci_low", "ci_high"]] = np.nan
+    if jackknife:
+        est_m = _jackknife_aggregates(panel, E, names, kept, kcells, df, treated, e_of, events, ref)
+        terms = [f"e{e:+d}" for e in events] + ["att"]
+        pos = {t: i for i, t in enumerate(table["term"])}
+        rows = np.array([pos[t] for t in terms])
+        info.update(apply_jackknife(table, rows, est_m, alpha))
+        Vb = jackknife_vcov(est_m[:, :len(events)])
     info.update(
         n_interactions=len(kept),
         cohorts=cohorts,

@@ -19,8 +19,11 @@ from ifm_eval.estimators.design import (
     CL,
     MIN_UNTREATED_PER_PERIOD,
     REL,
+    TC,
+    UC,
     D,
     Panel,
+    W,
     Y,
     design_args,
     period_support,
@@ -28,10 +31,11 @@ from ifm_eval.estimators.design import (
     unsupported_cells,
     used_frame,
 )
-from ifm_eval.estimators.fe import FEFit, feols
+from ifm_eval.estimators.fe import FEFit, cluster_jackknife, codes, feols
+from ifm_eval.estimators.jackknife import apply_jackknife, jackknife_vcov
 from ifm_eval.estimators.results import EstimateResult, normal_inference
 
-__all__ = ["default_window", "event_dummies", "fit_panel", "twfe_dynamic", "twfe_static"]
+__all__ = ["default_window", "event_dummies", "fit_panel", "jackknife_panel", "twfe_dynamic", "twfe_static"]
 
 
 def fit_panel(panel: Panel, rows: np.ndarray | None, extra: sp.csr_matrix | np.ndarray | None,
@@ -53,6 +57,44 @@ def fit_panel(panel: Panel, rows: np.ndarray | None, extra: sp.csr_matrix | np.n
     return fit
 
 
+def jackknife_panel(panel: Panel, rows: np.ndarray | None, extra: sp.csr_matrix | np.ndarray,
+                    extra_null: dict[int, list[np.ndarray]] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Leave-one-cluster-out coefficients of the ``extra`` regressors of :func:`fit_panel`'s
+    regression (same rows, covariates, weights; exact, :func:`.fe.cluster_jackknife`).
+
+    Returns the full-sample coefficients (k), the leave-out ones (G x k; NaN where a
+    regressor has no weight outside the cluster: not identified without it) and each
+    row's cluster code (over ``rows``). ``extra_null``: see :func:`.fe.cluster_jackknife`
+    (cluster codes are those of ``codes(df[CL])``, sorted levels); those regressors are NaN
+    in the leave-out."""
+    df = panel.df if rows is None else panel.df[rows]
+    n = len(df)
+    E = extra if sp.issparse(extra) else sp.csr_matrix(np.asarray(extra, float).reshape(n, -1))
+    Xc, _ = panel.regressors(df)
+    P = sp.csr_matrix((np.ones(n), (np.arange(n), df[TC].to_numpy())), shape=(n, len(panel.periods)))
+    ccode, G = codes(df[CL].to_numpy())
+    w = df[W].to_numpy(float)
+    jk = cluster_jackknife(df[UC].to_numpy(), panel.n_unit_codes, sp.hstack([E, Xc, P]).tocsr(), w,
+                           df[Y].to_numpy(float), ccode, G, extra_null)
+    k = E.shape[1]
+    mass = np.zeros((G, k))  # weight of each regressor's nonzero rows by cluster
+    Ec = E.tocoo()
+    np.add.at(mass, (ccode[Ec.row], Ec.col), w[Ec.row] * np.abs(Ec.data))
+    minus = np.where(mass.sum(axis=0)[None, :] - mass > 0, jk.theta_minus[:, :k], np.nan)
+    for g, sets in (extra_null or {}).items():
+        for cols in sets:
+            minus[g, np.asarray(cols)] = np.nan
+    return jk.theta[:k], minus, ccode
+
+
+def _check_full(panel: Panel, full: np.ndarray, estimate: np.ndarray) -> None:
+    """Warn if the jackknife's full-sample solve does not reproduce the estimates."""
+    gap = float(np.nanmax(np.abs(full - estimate))) if len(full) else 0.0
+    if gap > 1e-6 * max(1.0, float(np.nanmax(np.abs(estimate)))):
+        panel.warnings.append(f"jackknife's full-sample solve differs from the estimate by {gap:.2e}")
+
+
 def _coef_rows(fit: FEFit, panel: Panel, rename: dict[str, str]) -> pd.DataFrame:
     se = fit.se()
     return pd.DataFrame({"kind": "coefficient",
@@ -61,12 +103,14 @@ def _coef_rows(fit: FEFit, panel: Panel, rename: dict[str, str]) -> pd.DataFrame
 
 
 def twfe_static(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: str = "nonnested",
-                **kwargs: Any) -> EstimateResult:
+                jackknife: bool = False, **kwargs: Any) -> EstimateResult:
     """Static TWFE: ``y_it = a_i + l_t + b * D_it (+ X_it'c) + e_it``, D = post(g - anticipation).
 
     Call as ``twfe_static(data, outcome, unit, time, cohort, covariates=..., ...)`` or
     ``twfe_static(data, design)``. The ``overall`` row is ``b``; every regression coefficient
     (not the covariate x period slopes) is also returned as a ``coefficient`` row.
+    ``jackknife``: the treatment coefficient's SE is the cluster jackknife's (CV3) with a
+    t(G - 1) interval (:mod:`.jackknife`).
     """
     design, opts = design_args(data, args, kwargs)
     if opts:
@@ -81,11 +125,17 @@ def twfe_static(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: st
     overall = coefs[coefs["term"] == "treated"].assign(kind="overall", term="att")
     table = pd.concat([overall, coefs], ignore_index=True)
     table = table.assign(**normal_inference(table["estimate"], table["se"], alpha))
+    info: dict[str, Any] = {}
+    if jackknife:
+        full, minus, _ = jackknife_panel(panel, None, df[[D]].to_numpy())
+        rows = np.flatnonzero(table["term"].isin(["att", "treated"]).to_numpy())
+        _check_full(panel, full[[0] * len(rows)], table.loc[rows, "estimate"].to_numpy(float))
+        info = apply_jackknife(table, rows, minus[:, [0] * len(rows)], alpha)
     post = df[D].to_numpy() == 1
     return EstimateResult(
         "twfe_static", table, panel.n_units, fit.n, fit.n_clusters, panel.warnings,
         info={"coefficients": dict(zip(coefs["term"], coefs["estimate"], strict=True)),
-              "headline": {"term": "att", "aggregation": "observations"}},
+              "headline": {"term": "att", "aggregation": "observations"}, **info},
         used=used_frame(panel, post),
     )
 
@@ -121,7 +171,7 @@ def default_window(panel: Panel) -> tuple[int, int]:
 
 def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: str = "nonnested",
                  min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
-                 **kwargs: Any) -> EstimateResult:
+                 jackknife: bool = False, **kwargs: Any) -> EstimateResult:
     """Dynamic TWFE event study with binned endpoints.
 
     Regresses the outcome on relative-period dummies e in the event window (default: all
@@ -137,6 +187,8 @@ def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: s
     effects depend on event time alone (e.g. every period after the last cohort starts when
     there is no never-treated group). Dropped (cohort, period) cells are reported in
     ``info["dropped_cells"]``. ``min_untreated_per_period=0`` keeps every period.
+    ``jackknife``: event-time and ``dynamic`` SEs from the cluster jackknife (CV3, t(G - 1)
+    intervals; :mod:`.jackknife`).
     """
     design, opts = design_args(data, args, kwargs)
     if opts:
@@ -201,6 +253,19 @@ def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: s
         dyn = dyn.assign(**normal_inference(dyn["estimate"], dyn["se"], alpha))
     table = pd.concat([dyn, rows_df, ref_row, cov_rows], ignore_index=True)
     table = table.sort_values(["kind", "event_time"], kind="stable", ignore_index=True)
+    jk_info: dict[str, Any] = {}
+    if jackknife:
+        full, minus, _ = jackknife_panel(panel, ok, E)
+        col = [names.index(c) for c in got]
+        est_m = np.column_stack([minus[:, col], minus[:, col] @ wv]) if wv.sum() > 0 else minus[:, col]
+        est_f = np.r_[full[col], full[col] @ wv] if wv.sum() > 0 else full[col]
+        terms = [f"e{e:+d}" for e in events] + (["dynamic"] if wv.sum() > 0 else [])
+        pos = {t: i for i, t in enumerate(table["term"])}
+        rows = np.array([pos[t] for t in terms])
+        _check_full(panel, est_f, table.loc[rows, "estimate"].to_numpy(float))
+        jk_info = apply_jackknife(table, rows, est_m, alpha)
+        V = jackknife_vcov(est_m[:, :len(events)])
+        vcov = pd.DataFrame(V, index=events, columns=events)
     # the treated observations each event-time coefficient speaks for (binned endpoints)
     treated = ok & (df[D].to_numpy() == 1)
     e_bin = binned(df[REL].to_numpy(float), window)
@@ -209,7 +274,8 @@ def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: s
         "twfe_dynamic", table, panel.n_units, fit.n, fit.n_clusters, panel.warnings,
         info={"window": list(window), "reference": ref, "binned_endpoints": True,
               "min_untreated_per_period": int(min_untreated_per_period), "dropped_cells": dropped_cells,
-              "headline": {"term": "dynamic", "aggregation": "event_time_mean", "event_times": post_events}},
+              "headline": {"term": "dynamic", "aggregation": "event_time_mean", "event_times": post_events},
+              **jk_info},
         vcov=vcov,
         used=used_frame(panel, treated, event_time=e_bin),
     )
