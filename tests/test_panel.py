@@ -20,6 +20,7 @@ import wiring
 from ifm_eval import panel, paths
 from ifm_eval.config import validate_config
 from ifm_eval.frame import load_frame
+from ifm_eval.masking import expected_masked, poisson_masked_mean
 from ifm_eval.sources import OUTCOME_SOURCES
 
 REQUIRED = {
@@ -137,12 +138,27 @@ def test_rates_and_masking(fx: tuple) -> None:
     )
     assert p.loc[~ok, "rate_employment"].isna().all()
     m = p["employed_masked"]
-    assert (p.loc[m, "employed"] == 1.5).all() and (p.loc[m, "employed_lo"] == 1).all()
+    assert m.sum() > 20 and (p.loc[m, "employed_lo"] == 1).all() and (p.loc[m, "employed_hi"] == 2).all()
+    # the default rule (expected): each masked cell is the Poisson conditional expectation
+    # given the month's state-wide employment rate (from the midpoint values)
+    assert p.loc[m, "employed"].between(1, 2).all() and p.loc[m, "employed"].nunique() > 10
+    mid = np.where(m, 1.5, p["employed"])
+    again = expected_masked(mid, m.to_numpy(), p["refugees"].to_numpy(), p["month"].to_numpy())
+    assert np.allclose(again[m.to_numpy()], p.loc[m, "employed"], rtol=0, atol=1e-12)
     rep = p["in_training"].notna()
     assert rep.any()
     assert ((p["training_lo"] <= p["in_training"]) & (p["in_training"] <= p["training_hi"]))[
         rep
     ].all()
+
+
+def test_poisson_masked_mean_is_the_conditional_expectation() -> None:
+    """(1 + lam) / (1 + lam / 2) = E[Y | Y in {1, 2}] for Y ~ Poisson(lam), from the pmf."""
+    from scipy.stats import poisson
+
+    lam = np.array([1e-6, 0.05, 0.5, 1.0, 3.0, 20.0])
+    p1, p2 = poisson.pmf(1, lam), poisson.pmf(2, lam)
+    assert np.allclose(poisson_masked_mean(lam), (p1 + 2 * p2) / (p1 + p2), rtol=1e-12)
 
 
 def test_b1_gap_fill() -> None:

@@ -50,7 +50,8 @@ DICTIONARY: dict[str, tuple[str, str, str]] = {
     "refugees": ("persons", "refugees_au", "month-end stock of refugees in AU (target group); "
                  "the denominator of the rates; NaN = not reported"),
     "employed": ("persons", "employment_ba", "employed subject to social insurance (SvB), "
-                 "point value of masked cells by panel.masked_count_rule"),
+                 "point value of masked cells by panel.masked_count_rule (expected: Poisson "
+                 "conditional expectation, see ifm_eval.masking)"),
     "employed_lo": ("persons", "employment_ba", "lower bound (masked '*' = 1)"),
     "employed_hi": ("persons", "employment_ba", "upper bound (masked '*' = 2)"),
     "employed_masked": ("bool", "employment_ba", "cell masked ('*') in the BA file"),
@@ -73,6 +74,8 @@ DICTIONARY: dict[str, tuple[str, str, str]] = {
     "population": ("persons", "reference", "population 31.12.2019 (Destatis)"),
     "log_population": ("log persons", "reference", "natural log of population 31.12.2019"),
     "urbanisation": ("code", "reference", "degree of urbanisation 1 dense, 2 intermediate, 3 thin"),
+    "urban_dense": ("0/1", "reference", "urbanisation == 1 (densely populated; the categorical covariate's dummy)"),
+    "urban_thin": ("0/1", "reference", "urbanisation == 3 (thinly populated; the categorical covariate's dummy)"),
     "refugees_per_1000_2017": ("per 1000 inhabitants", "funding_applications",
                                "refugees in AU on 15.09.2017 (funding sheet; 0 for non-applicants) "
                                "per 1000 inhabitants (population 2019)"),
@@ -239,6 +242,42 @@ def survey_moderators(survey: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
     return out
 
 
+def _expected_masked_counts(panel: pd.DataFrame, training: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
+    """``panel.masked_count_rule: expected``: every masked BA cell (``*`` = 1 or 2) becomes
+    its conditional expectation under a Poisson count with mean refugees x the month's
+    state-wide rate (:mod:`ifm_eval.masking`); training per component (Ausbildung,
+    Weiterbildung), then summed. The bounds (``*_lo``/``*_hi``) are unchanged."""
+    from ifm_eval.masking import expected_masked
+
+    month = panel["month"].to_numpy()
+    emp = expected_masked(panel["employed"].to_numpy(), panel["employed_masked"].to_numpy(),
+                          panel["refugees"].to_numpy(), month)
+    n_emp = int(panel["employed_masked"].sum())
+    parts = ["in_ausbildung", "in_weiterbildung"]
+    need = [f"{c}{suf}" for c in parts for suf in ("", "_masked")]
+    missing = [c for c in need if c not in training.columns]
+    if missing:
+        raise ValueError(f"masked_count_rule expected: the training source lacks {missing}")
+    t = training[["ags", "month", *need]].copy()
+    t["ags"] = t["ags"].astype("str")
+    t["month"] = pd.to_datetime(t["month"]).astype("datetime64[ns]")
+    j = panel[["ags", "month", "refugees"]].merge(t, on=["ags", "month"], how="left", validate="one_to_one")
+    tr = np.zeros(len(j))
+    n_tr = 0
+    for c in parts:
+        msk = j[f"{c}_masked"].fillna(False).to_numpy(dtype=bool)
+        n_tr += int(msk.sum())
+        tr = tr + expected_masked(j[c].to_numpy(dtype=float), msk, j["refugees"].to_numpy(), month)
+    panel = panel.copy()
+    panel["employed"] = emp
+    panel["in_training"] = np.where(panel["in_training"].notna(), tr, np.nan)
+    lineage.add("panel", "masked counts: expected", len(panel), len(panel), "impute",
+                f"masked_count_rule=expected: {n_emp} masked employment cells and {n_tr} masked training "
+                "component cells ('*' = 1 or 2) set to E[count | 1 <= count <= 2] under Poisson(refugees x "
+                "state rate of the month) instead of the midpoint", n_affected=n_emp + n_tr)
+    return panel
+
+
 def build_panel(cfg: dict[str, Any], frame: pd.DataFrame, treatment: pd.DataFrame,
                 survey: pd.DataFrame, outcomes: dict[str, pd.DataFrame],
                 lineage: Lineage | None = None) -> pd.DataFrame:
@@ -285,6 +324,8 @@ def build_panel(cfg: dict[str, Any], frame: pd.DataFrame, treatment: pd.DataFram
     m["refugees_per_1000_2017"] = 1000 * m["refugees_2017_09_15"].astype("float64") / m["population"]
     urb = pd.to_numeric(m["urbanisation"]).astype("float64")
     m["urbanisation"] = urb.astype("int64") if urb.notna().all() else urb  # int codes 1-3
+    m["urban_dense"] = (urb == 1).astype("float64").where(urb.notna())
+    m["urban_thin"] = (urb == 3).astype("float64").where(urb.notna())
     m["kreis"] = m["kreis"].astype("str")
     m["kreis_type"] = m["kreis_type"].astype("str")
     sv = survey_moderators(survey, lineage)
@@ -329,6 +370,8 @@ def build_panel(cfg: dict[str, Any], frame: pd.DataFrame, treatment: pd.DataFram
                        "in_training_hi": "training_hi", "in_training_masked": "training_masked"})
     merge("language_b1", {"b1_holders": "b1_holders"})
     _log_gaps(outcome_gaps(panel, frame), len(panel), lineage)
+    if cfg["panel"]["masked_count_rule"] == "expected":
+        panel = _expected_masked_counts(panel, outcomes["training"], lineage)
 
     # derived
     panel["event_time"] = pd.array(np.where(panel["g"] > 0, panel["t"] - panel["g"], 0), dtype="Int64")

@@ -960,7 +960,8 @@ def validate(df: pd.DataFrame, schema: Schema, path: str | Path, *, lineage: Lin
                   "not a count, '*' (1-2, masked) or '-' (0)", text)
             lo = num.where(~star, 1.0).where(~dash, 0.0)
             hi = num.where(~star, 2.0).where(~dash, 0.0)
-            point = {"midpoint": 1.5, "lower": 1.0, "upper": 2.0}[masked_rule]
+            # "expected": the panel stage replaces masked cells by their expectation
+            point = {"midpoint": 1.5, "lower": 1.0, "upper": 2.0, "expected": 1.5}[masked_rule]
             val = num.where(~star, point).where(~dash, 0.0).astype("float64")
             frac = val.notna() & ~star & (val != np.floor(val.fillna(0)))
             _fail(path, df, frac, col.name, "not a whole number", text)

@@ -128,6 +128,38 @@ def treatment_hazard_ratios(muni: pd.DataFrame, synth_cfg: dict[str, Any]) -> di
     return out
 
 
+@dataclass(frozen=True)
+class UntreatedPaths:
+    """How the untreated transition hazards depend on municipality characteristics:
+    ``size_gradient`` multiplies a hazard by ``1 + size_gradient * (log10 population - 3.7)``;
+    ``urbanisation_trends`` gives the three urbanisation classes their own calendar-time
+    paths (levels and slopes); ``urbanisation_arrivals`` lets cities fill earlier (arrival
+    into AU shifted by 2 / 1 / 0 months for urbanisation 1 / 2 / 3)."""
+
+    size_gradient: float = 0.06
+    urbanisation_trends: bool = True
+    urbanisation_arrivals: bool = True
+    #: hazard multiplier exp(dynamism_effect * dynamism) (the violated design's unobserved
+    #: growth, correlated with the start month; 0 in the default design)
+    dynamism_effect: float = 0.0
+
+
+#: The stand-in designs (``synth.design``): conditional_parallel = the untreated paths
+#: depend on urbanisation and size (observed, conditioned on by the main specification)
+#: and on idiosyncratic municipality effects independent of the start; violated = in
+#: addition an unobserved dynamism speeds up every untreated transition and makes the
+#: municipality start earlier (parallel trends fail conditional on the covariates).
+DESIGNS = {
+    "conditional_parallel": UntreatedPaths(),
+    "violated": UntreatedPaths(dynamism_effect=0.25),
+}
+
+
+def untreated_paths(synth_cfg: dict[str, Any]) -> UntreatedPaths:
+    """The untreated-path parameters of the configured design (:data:`DESIGNS`)."""
+    return DESIGNS[synth_cfg.get("design", "conditional_parallel")]
+
+
 def _ramp(d: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((d - lo) / (hi - lo), 0.0, 1.0)
 
@@ -142,10 +174,12 @@ def simulate_persons(muni: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
     mi = np.repeat(np.arange(n_muni), counts_m)
     urb = muni["urbanisation"].fillna(2).astype(int).to_numpy()
     urb_i = urb[mi]
+    up = untreated_paths(synth_cfg)
 
     # --- arrival into AU, time since arrival in Germany, move-out
     a = rng.choice(N_MONTHS, size=n, p=_arrival_weights())
-    a = np.maximum(0, a - np.where(urb_i == 1, 2, np.where(urb_i == 2, 1, 0)))  # cities fill earlier
+    if up.urbanisation_arrivals:
+        a = np.maximum(0, a - np.where(urb_i == 1, 2, np.where(urb_i == 2, 1, 0)))  # cities fill earlier
     lag = 3 + rng.geometric(1 / 8, size=n)
     x = a + rng.geometric(0.012, size=n)  # first month no longer in AU (>= N_MONTHS: censored)
     order = np.lexsort((a, mi))
@@ -160,7 +194,8 @@ def simulate_persons(muni: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
 
     # --- municipality random effects and size
     logpop = np.log10(muni["population"].to_numpy())
-    size_f = 1 + 0.06 * (logpop - 3.7)
+    size_f = (1 + up.size_gradient * (logpop - 3.7)) * np.exp(
+        up.dynamism_effect * muni["dynamism"].to_numpy() if "dynamism" in muni else 0.0)
     re = {o: np.exp(rng.normal(0, 0.15, n_muni)) for o in OUTCOMES}
     female = sex == "w"
     base_L = 0.022 * size_f[mi] * re["language"][mi] * np.exp(-0.025 * age_c) * np.where(female, 0.85, 1.0)
@@ -177,14 +212,30 @@ def simulate_persons(muni: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
     X_E = rng.exponential(size=(n, MAX_SPELLS))
 
     hr = treatment_hazard_ratios(muni, synth_cfg)
-    urb_sel = [urb_i == 1, urb_i == 2, urb_i == 3]
+    # The monthly loop runs over persons sorted by arrival (stable), on the prefix of those
+    # who have arrived: the same arithmetic per person as over everyone, about half the
+    # work. Events are mapped back to the persons' original indices. Without any planted
+    # effect (every hazard ratio 1) the counterfactual path equals the observed one and is
+    # copied instead of simulated.
+    perm = np.argsort(a, kind="stable")
+    n_arrived = np.searchsorted(a[perm], np.arange(N_MONTHS), side="right")
+    a_p, x_p, lag_p, mi_p, urb_p = a[perm], x[perm], lag[perm], mi[perm], urb_i[perm]
+    bL, bT, bE, pA = base_L[perm], base_T[perm], base_E[perm], p_ausb[perm]
+    E_L, E_T, X_T, U_T, E_E, X_E = E_L[perm], E_T[perm], X_T[perm], U_T[perm], E_E[perm], X_E[perm]
+    no_effect = all(np.all(h == 1.0) for h in hr.values())
+    versions = (0,) if no_effect else (0, 1)
 
-    def cal_L(t_abs: int) -> np.ndarray:
+    def urb_sel(m: int) -> list[np.ndarray]:
+        u = urb_p[:m]
+        return ([u == 1, u == 2, u == 3] if up.urbanisation_trends
+                else [np.zeros(m, bool), np.ones(m, bool), np.zeros(m, bool)])  # all as class 2
+
+    def cal_L(t_abs: int, sel: list[np.ndarray]) -> np.ndarray:
         yrs = (t_abs - month_index("2017-01")) / 12
         course = min(1.0, 0.55 + 0.25 * max(0.0, (t_abs - month_index("2015-01")) / 12))
-        return course * np.select(urb_sel, [1.2 - 0.04 * yrs, 1.0, 0.8 + 0.06 * yrs])
+        return course * np.select(sel, [1.2 - 0.04 * yrs, 1.0, 0.8 + 0.06 * yrs])
 
-    def cal_E(t_abs: int) -> tuple[np.ndarray, float]:
+    def cal_E(t_abs: int, sel: list[np.ndarray]) -> tuple[np.ndarray, float]:
         yrs = (t_abs - month_index("2017-01")) / 12
         econ = 0.85 + 0.1 * min(max(yrs + 2, 0), 4)
         exit_h = 0.018
@@ -193,14 +244,14 @@ def simulate_persons(muni: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
             exit_h = 0.06
         elif t_abs > month_index("2020-06"):
             econ *= 0.75
-        return econ * np.select(urb_sel, [1.1 - 0.03 * yrs, 1.0, 0.85 + 0.08 * yrs]), exit_h
+        return econ * np.select(sel, [1.1 - 0.03 * yrs, 1.0, 0.85 + 0.08 * yrs]), exit_h
 
-    def cal_T(t_abs: int) -> np.ndarray:
+    def cal_T(t_abs: int, sel: list[np.ndarray]) -> np.ndarray:
         yrs = (t_abs - month_index("2017-01")) / 12
-        return np.select(urb_sel, [1.1, 1.0, 0.85 + 0.05 * yrs])
+        return np.select(sel, [1.1, 1.0, 0.85 + 0.05 * yrs])
 
     arange_n = np.arange(n)
-    # state per version: 0 = observed (treated), 1 = counterfactual
+    # state per version (arrival order): 0 = observed (treated), 1 = counterfactual
     cumL = np.zeros((2, n))
     b1 = np.zeros((2, n), dtype=bool)
     tr_in = np.zeros((2, n), dtype=bool)
@@ -220,7 +271,7 @@ def simulate_persons(muni: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
     ev_c: list[np.ndarray] = [np.full(n, EV_ZUZUG), np.full(int((x < N_MONTHS).sum()), EV_AUSZUG)]
 
     def record(mask: np.ndarray, t: int, code: int) -> None:
-        idx = np.flatnonzero(mask)
+        idx = np.sort(perm[np.flatnonzero(mask)])  # original person indices, ascending
         if idx.size:
             ev_p.append(idx)
             ev_t.append(np.full(idx.size, t))
@@ -228,47 +279,53 @@ def simulate_persons(muni: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
 
     for t in range(N_MONTHS):
         t_abs = SIM_START + t
-        present = (a <= t) & (t < x)
-        d = (t - a + lag).astype(float)
-        hrL = hr["language"][mi, t]
-        hrT = hr["training"][mi, t]
-        hrE = hr["employment"][mi, t]
-        hL = base_L * _ramp(d, 4, 24) * cal_L(t_abs)
-        hT = base_T * _ramp(d, 3, 24) * cal_T(t_abs)
-        econ, exit_E = cal_E(t_abs)
-        hE0 = base_E * _ramp(d, 6, 40) * econ
-        for v in (0, 1):
+        m = int(n_arrived[t])
+        ar = arange_n[:m]
+        present = t < x_p[:m]  # arrived (a <= t: the prefix) and not yet left
+        d = (t - a_p[:m] + lag_p[:m]).astype(float)
+        mi_t = mi_p[:m]
+        hrL = hr["language"][mi_t, t]
+        hrT = hr["training"][mi_t, t]
+        hrE = hr["employment"][mi_t, t]
+        sel = urb_sel(m)
+        hL = bL[:m] * _ramp(d, 4, 24) * cal_L(t_abs, sel)
+        hT = bT[:m] * _ramp(d, 3, 24) * cal_T(t_abs, sel)
+        econ, exit_E = cal_E(t_abs, sel)
+        hE0 = bE[:m] * _ramp(d, 6, 40) * econ
+        for v in versions:
+            cL, B1, TI, TT, TK, TC = cumL[v, :m], b1[v, :m], tr_in[v, :m], tr_type[v, :m], tr_k[v, :m], tr_cum[v, :m]
+            EI, EK, EC = em_in[v, :m], em_k[v, :m], em_cum[v, :m]
             # language (absorbing)
-            act = present & ~b1[v]
-            cumL[v] += np.where(act, hL * (hrL if v == 0 else 1.0), 0.0)
-            newb1 = act & (cumL[v] >= E_L)
-            b1[v] |= newb1
+            act = present & ~B1
+            cL += np.where(act, hL * (hrL if v == 0 else 1.0), 0.0)
+            newb1 = act & (cL >= E_L[:m])
+            B1 |= newb1
             # training: exits first, then entries
-            kk = np.minimum(tr_k[v], MAX_SPELLS - 1)
-            exit_rate = np.where(tr_type[v] == 1, 1 / 30, 1 / 6)
-            insp = present & tr_in[v]
-            tr_cum[v] += np.where(insp, exit_rate, 0.0)
-            tr_exit = insp & (tr_cum[v] >= X_T[arange_n, kk])
-            can_enter = present & ~tr_in[v] & (tr_k[v] < MAX_SPELLS)
-            tr_cum[v] += np.where(can_enter, hT * (hrT if v == 0 else 1.0), 0.0)
-            tr_enter = can_enter & (tr_cum[v] >= E_T[arange_n, kk])
-            new_type = np.where(U_T[arange_n, kk] < p_ausb, 1, 2).astype(np.int8)
-            tr_in[v] = (tr_in[v] & ~tr_exit) | tr_enter
-            tr_type[v] = np.where(tr_enter, new_type, tr_type[v])
-            tr_cum[v] = np.where(tr_exit | tr_enter, 0.0, tr_cum[v])
-            tr_k[v] += tr_exit  # next spell uses the next thresholds
+            kk = np.minimum(TK, MAX_SPELLS - 1)
+            exit_rate = np.where(TT == 1, 1 / 30, 1 / 6)
+            insp = present & TI
+            TC += np.where(insp, exit_rate, 0.0)
+            tr_exit = insp & (X_T[ar, kk] <= TC)
+            can_enter = present & ~TI & (TK < MAX_SPELLS)
+            TC += np.where(can_enter, hT * (hrT if v == 0 else 1.0), 0.0)
+            tr_enter = can_enter & (E_T[ar, kk] <= TC)
+            new_type = np.where(U_T[ar, kk] < pA[:m], 1, 2).astype(np.int8)
+            TI[:] = (TI & ~tr_exit) | tr_enter
+            TT[:] = np.where(tr_enter, new_type, TT)
+            TC[:] = np.where(tr_exit | tr_enter, 0.0, TC)
+            TK += tr_exit  # next spell uses the next thresholds
             # employment
-            kk = np.minimum(em_k[v], MAX_SPELLS - 1)
-            insp = present & em_in[v]
-            em_cum[v] += np.where(insp, exit_E, 0.0)
-            em_exit = insp & (em_cum[v] >= X_E[arange_n, kk])
-            can_enter = present & ~em_in[v] & (em_k[v] < MAX_SPELLS)
-            hE = hE0 * np.where(b1[v], 1.6, 1.0) * np.where(tr_in[v], 0.3, 1.0)
-            em_cum[v] += np.where(can_enter, hE * (hrE if v == 0 else 1.0), 0.0)
-            em_enter = can_enter & (em_cum[v] >= E_E[arange_n, kk])
-            em_in[v] = (em_in[v] & ~em_exit) | em_enter
-            em_cum[v] = np.where(em_exit | em_enter, 0.0, em_cum[v])
-            em_k[v] += em_exit
+            kk = np.minimum(EK, MAX_SPELLS - 1)
+            insp = present & EI
+            EC += np.where(insp, exit_E, 0.0)
+            em_exit = insp & (X_E[ar, kk] <= EC)
+            can_enter = present & ~EI & (EK < MAX_SPELLS)
+            hE = hE0 * np.where(B1, 1.6, 1.0) * np.where(TI, 0.3, 1.0)
+            EC += np.where(can_enter, hE * (hrE if v == 0 else 1.0), 0.0)
+            em_enter = can_enter & (E_E[ar, kk] <= EC)
+            EI[:] = (EI & ~em_exit) | em_enter
+            EC[:] = np.where(em_exit | em_enter, 0.0, EC)
+            EK += em_exit
             if v == 0:
                 record(newb1, t, EV_B1)
                 record(tr_exit, t, EV_TR_END)
@@ -276,18 +333,21 @@ def simulate_persons(muni: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
                 record(tr_enter & (new_type == 2), t, EV_WEITER)
                 record(em_exit, t, EV_SVB_END)
                 record(em_enter, t, EV_SVB)
-                entries["b1"][:, t] = np.bincount(mi[newb1], minlength=n_muni)
-                entries["training"][:, t] = np.bincount(mi[tr_enter], minlength=n_muni)
-                entries["svb"][:, t] = np.bincount(mi[em_enter], minlength=n_muni)
-                entries["zuzug"][:, t] = np.bincount(mi[a == t], minlength=n_muni)
+                entries["b1"][:, t] = np.bincount(mi_t[newb1], minlength=n_muni)
+                entries["training"][:, t] = np.bincount(mi_t[tr_enter], minlength=n_muni)
+                entries["svb"][:, t] = np.bincount(mi_t[em_enter], minlength=n_muni)
+                entries["zuzug"][:, t] = np.bincount(mi_t[a_p[:m] == t], minlength=n_muni)
         if t >= PANEL_OFFSET:
             j = t - PANEL_OFFSET
-            counts["refugees"][:, j] = np.bincount(mi[present], minlength=n_muni)
+            counts["refugees"][:, j] = np.bincount(mi_t[present], minlength=n_muni)
             for v, suf in ((0, ""), (1, "_cf")):
-                counts["b1" + suf][:, j] = np.bincount(mi[present & b1[v]], minlength=n_muni)
-                counts["ausbildung" + suf][:, j] = np.bincount(mi[present & tr_in[v] & (tr_type[v] == 1)], minlength=n_muni)
-                counts["weiterbildung" + suf][:, j] = np.bincount(mi[present & tr_in[v] & (tr_type[v] == 2)], minlength=n_muni)
-                counts["svb" + suf][:, j] = np.bincount(mi[present & em_in[v]], minlength=n_muni)
+                w = v if v in versions else 0  # no effect: the counterfactual is the observed path
+                counts["b1" + suf][:, j] = np.bincount(mi_t[present & b1[w, :m]], minlength=n_muni)
+                counts["ausbildung" + suf][:, j] = np.bincount(
+                    mi_t[present & tr_in[w, :m] & (tr_type[w, :m] == 1)], minlength=n_muni)
+                counts["weiterbildung" + suf][:, j] = np.bincount(
+                    mi_t[present & tr_in[w, :m] & (tr_type[w, :m] == 2)], minlength=n_muni)
+                counts["svb" + suf][:, j] = np.bincount(mi_t[present & em_in[w, :m]], minlength=n_muni)
         if t % 24 == 23:
             log.info("persons: simulated through %s", pd.Period(year=t_abs // 12, month=t_abs % 12 + 1, freq="M"))
 

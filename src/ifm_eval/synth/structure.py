@@ -183,6 +183,34 @@ def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-12)
 
 
+#: Weights of the latent timing score (low = early start): municipality size (z of log
+#: population), counselling capacity before IM (z), provider organisation, Landratsamt
+#: organisation, the Verband's common effect, idiosyncratic noise.
+TIMING_WEIGHTS = {"size": -0.6, "capacity": -0.4, "traeger": 0.6, "landratsamt": -0.2,
+                  "verband": 0.9, "noise": 0.35}
+
+
+#: Weight of the unobserved "dynamism" in the timing score of the violated design (high
+#: dynamism = early start; the same dynamism makes untreated outcomes grow faster).
+DYNAMISM_TIMING = -0.8
+
+
+def timing_weights(synth_cfg: dict[str, Any]) -> dict[str, float]:
+    """The timing-score weights of the configured design."""
+    return dict(TIMING_WEIGHTS)
+
+
+def dynamism(synth_cfg: dict[str, Any], seed: int, n: int) -> np.ndarray:
+    """Per municipality the unobserved dynamism of the violated design (``synth.design:
+    violated``: N(0, 1), from its own random stream, so the other draws of the world are the
+    same as in the default design); zeros otherwise."""
+    if synth_cfg.get("design", "conditional_parallel") != "violated":
+        return np.zeros(n)
+    from ifm_eval.synth import rng_for
+
+    return rng_for(int(seed), "dynamism").normal(size=n)
+
+
 def build_structure(frame: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Generator) -> Structure:
     """Build Verbände, funding, capacities, posts and start months (see module docstring)."""
     m = frame.loc[~frame["unincorporated"]].sort_values("ags").reset_index(drop=True).copy()
@@ -262,13 +290,16 @@ def build_structure(frame: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
     # --- latent timing score (low = early) and planted start month by quantile mapping
     v_effect = {vk: rng.normal() for vk in vkeys}
     cap_z = _z(np.log1p(cap_rate * has_before))
-    score = (
-        -0.6 * size_z
-        - 0.4 * cap_z
-        + 0.6 * (m["organisation"] == "traeger").to_numpy()
-        - 0.2 * (m["organisation"] == "landratsamt").to_numpy()
-        + 0.9 * m["verband_key"].map(v_effect).fillna(0.0).to_numpy()
-        + 0.35 * rng.normal(size=n)
+    tw = timing_weights(cfg.get("synth", {}))
+    dyn = dynamism(cfg.get("synth", {}), int(cfg.get("seed", 0)), n)
+    m["dynamism"] = dyn
+    score = DYNAMISM_TIMING * dyn + (
+        tw["size"] * size_z
+        + tw["capacity"] * cap_z
+        + tw["traeger"] * (m["organisation"] == "traeger").to_numpy()
+        + tw["landratsamt"] * (m["organisation"] == "landratsamt").to_numpy()
+        + tw["verband"] * m["verband_key"].map(v_effect).fillna(0.0).to_numpy()
+        + tw["noise"] * rng.normal(size=n)
     )
 
     # post groups: small single-post municipalities in multi-member Verbände share posts
@@ -343,7 +374,7 @@ def build_structure(frame: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
     m["applicant_type"] = m["applicant_type"].where(applied, None)
 
     calib = calibration_figures(m)
-    muni = m[MUNI_COLUMNS + ["start_idx"]].copy()
+    muni = m[MUNI_COLUMNS + ["start_idx", "dynamism"]].copy()
     return Structure(muni=muni, verbaende=verbaende, posts=posts, calibration=calib)
 
 
