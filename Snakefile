@@ -47,6 +47,7 @@ ENV = str(Path(workflow.basedir) / "workflow" / "envs" / "ifm_eval.yaml")
 include: "workflow/rules/data.smk"
 include: "workflow/rules/estimate.smk"
 include: "workflow/rules/outputs.smk"
+include: "workflow/rules/montecarlo.smk"
 
 
 rule all:

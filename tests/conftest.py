@@ -66,6 +66,8 @@ def small_workflow(tmp_path_factory):
         },
         "imputation_rate_employment": {**base, "estimator": "imputation"},
     }
+    # the Monte Carlo and power rules are part of `all`: two replicates per design keep it small
+    cfg["monte_carlo"] = {"k": 2, "designs": ["effects", "zero"], "power": {"max_hazard_ratio": [1.5], "k": 2}}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     proc = run_snakemake(work)
     return work, cfg, proc

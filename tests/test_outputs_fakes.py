@@ -148,7 +148,8 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
             panel["refugees"], 0.1 + 0.02 * (panel["month"] > panel["cohort_month"])
         )
         panel[f"rate_{o}"] = 100 * panel[c] / panel["refugees"]
-    panel["log_population"] = np.log(panel["refugees"] * 50.0)
+    panel["population"] = panel["refugees"] * 50.0
+    panel["log_population"] = np.log(panel["population"])
     panel["urbanisation"] = panel["ags"].map(lambda a: int(a[-1]) % 3 + 1)
     panel["refugees_per_1000_2017"] = rng.normal(12, 3, len(panel))
     panel["density"] = rng.gamma(2, 200, len(panel))
@@ -354,7 +355,42 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
         ),
         encoding="utf-8",
     )
+    _fake_replicates(cfg, specs, rng)
     return validate_config(cfg)
+
+
+#: the fake Monte Carlo: designs and seeds of the replicate rows (monte_carlo.k = 4)
+FAKE_MC = {"designs": ["effects", "zero"], "hr": [1.5, 2.0], "k": 4}
+
+
+def _fake_replicates(cfg: dict, specs: dict, rng: np.random.Generator) -> None:
+    """Replicate rows (:data:`ifm_eval.montecarlo.replicate.ROW_COLUMNS`) of the main specs
+    at the paths of the ``mc_replicate`` rule: a headline estimate per model and seed, truth
+    0 under ``zero``, 1 under ``effects``, the hazard ratio minus one under ``hr<x>``."""
+    from ifm_eval.montecarlo.replicate import ROW_COLUMNS
+
+    cfg["monte_carlo"] = {"k": FAKE_MC["k"], "designs": FAKE_MC["designs"],
+                          "power": {"max_hazard_ratio": FAKE_MC["hr"], "k": FAKE_MC["k"]}}
+    main = {n: s for n, s in specs.items() if s.get("role") == "main"}
+    for design in [*FAKE_MC["designs"], *(f"hr{x:g}" for x in FAKE_MC["hr"])]:
+        truth = {"effects": 1.0, "zero": 0.0}[design] if design in ("effects", "zero") else float(design[2:]) - 1.0
+        for i in range(FAKE_MC["k"]):
+            seed = 900000 + i
+            rows = []
+            for name, spec in sorted(main.items()):
+                est = truth + rng.normal(0, 0.5)
+                rows.append({"design": design, "seed": seed, "model": name, "estimator": spec["estimator"],
+                             "outcome": spec["outcome"], "row": "headline", "event_time": np.nan, "estimate": est,
+                             "se": 0.5, "ci_low": est - 0.98, "ci_high": est + 0.98, "p": np.nan, "truth": truth,
+                             "n_units": 30.0, "status": "ok"})
+            path = mc_row_path(cfg, design, seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows, columns=list(ROW_COLUMNS)).to_parquet(path, index=False)
+
+
+def mc_row_path(cfg: dict, design: str, seed: int) -> Path:
+    """As ``MC_DIR / design / seed.parquet`` in workflow/rules/montecarlo.smk."""
+    return P.processed_dir(cfg) / "montecarlo" / design / f"{seed}.parquet"
 
 
 def check_results(root: Path, threshold: int) -> list:
@@ -395,19 +431,40 @@ def stage_io(cfg: dict, stage: str) -> StageIO:
         return StageIO.of(stage, {**estimates, "panel": P.processed_path(cfg, "panel"), "lineage": P.processed_path(cfg, "lineage"),
                                   "quality": P.processed_path(cfg, "data_quality"), **truth_counts, **used},
                           {"html": OT.table_paths(cfg, "html"), "csv": OT.table_paths(cfg, "csv"), "tex": OT.table_paths(cfg, "tex")})
+    mc = cfg["monte_carlo"]
+    seeds = [int(mc["seed_base"]) + i for i in range(int(mc["k"]))]
+    if stage == "monte_carlo":
+        from ifm_eval.montecarlo.evidence import RECORDED, RECORDED_BEFORE
+
+        out = OT.montecarlo_outputs(cfg)
+        return StageIO.of(stage, {"rows": [mc_row_path(cfg, d, s) for d in mc["designs"] for s in seeds],
+                                  **{k: [p] for k, p in (("recorded", RECORDED), ("recorded_before", RECORDED_BEFORE))
+                                     if p.is_file()}},
+                          {k: out[k] for k in ("summary", "event_time", "targets", "evidence", "figure", "pdf")})
+    if stage == "power":
+        main = [m for m, s in models.items() if s["role"] == "main"]
+        designs = ["zero", *(f"hr{x:g}" for x in mc["power"]["max_hazard_ratio"])]
+        return StageIO.of(stage, {"rows": [mc_row_path(cfg, d, s) for d in designs for s in seeds],
+                                  "tidy": [t for t in estimate_tidy(cfg) if Path(t).stem in main],
+                                  "meta": [t for t in estimate_meta(cfg) if Path(t).stem in main],
+                                  "panel": P.processed_path(cfg, "panel")}, OT.power_outputs(cfg))
     if stage == "report":
         html, pdf = OT.report_paths(cfg)
         truth = {"truth": P.truth_path(cfg), **truth_counts} if synthetic else {}
-        return StageIO.of(stage, {"figures": OT.figure_paths(cfg, models) + OT.descriptive_figure_paths(cfg),
-                                  "tables": OT.table_paths(cfg, "csv") + [tab / "descriptives_comparison.csv", tab / "descriptives_shares.csv"],
+        rel_tables, rel_figures = OT.reliability_report_inputs(cfg)
+        return StageIO.of(stage, {"figures": OT.figure_paths(cfg, models) + OT.descriptive_figure_paths(cfg) + rel_figures,
+                                  "tables": OT.table_paths(cfg, "csv") + [tab / "descriptives_comparison.csv", tab / "descriptives_shares.csv"]
+                                  + rel_tables,
                                   **estimates, "panel": P.processed_path(cfg, "panel"), **truth},
                           {"html": html, "pdf": pdf})
     raise KeyError(stage)
 
 
-def run_output_stages(cfg: dict, stages: tuple[str, ...] = ("descriptives", "figures", "tables", "report")) -> None:
+def run_output_stages(cfg: dict, stages: tuple[str, ...] = ("descriptives", "figures", "tables", "monte_carlo",
+                                                              "power", "report")) -> None:
     """Run the output jobs in DAG order, each with exactly its declared files."""
+    from ifm_eval.montecarlo import stages as MC
     from ifm_eval.outputs import stages as S
 
     for stage in stages:
-        getattr(S, stage)(cfg, stage_io(cfg, stage))
+        getattr(MC if stage in ("monte_carlo", "power") else S, stage)(cfg, stage_io(cfg, stage))

@@ -171,7 +171,7 @@ COMMANDS: tuple[Command, ...] = (
             io=False),
     Command("mc-replicate", _mc_replicate,
             "one Monte Carlo replicate: draw a stand-in world, estimate the main specs, compare with the truth",
-            (_opt("--design", required=True, help="effects | null | violated | hr<x>"),
+            (_opt("--design", required=True, help="effects | zero | violated | hr<x>"),
              _opt("--seed", required=True, type=int, help="the replicate's seed"))),
     Command("monte-carlo", _mc("monte_carlo"),
             "summarise the replicates: bias, RMSE, calibration, coverage, size per estimator x outcome"),

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-SECTIONS = ("seed", "data", "panel", "ingest", "synth", "disclosure", "report", "models")
+SECTIONS = ("seed", "data", "panel", "ingest", "synth", "disclosure", "report", "models", "monte_carlo")
 REQUIRED = ("seed", "data", "panel", "synth")
 
 

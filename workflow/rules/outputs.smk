@@ -176,10 +176,14 @@ rule tables:
         "ifm-eval tables --config {params.config} {params.io} > {log} 2>&1"
 
 
+REL_TABLES, REL_FIGURES = OT.reliability_report_inputs(CFG)
+
+
 rule report:
     input:
-        figures=OT.figure_paths(CFG, MODELS) + OT.descriptive_figure_paths(CFG),
-        tables=OT.table_paths(CFG, "csv") + [OUT_TAB / "descriptives_comparison.csv", OUT_TAB / "descriptives_shares.csv"],
+        figures=OT.figure_paths(CFG, MODELS) + OT.descriptive_figure_paths(CFG) + REL_FIGURES,
+        tables=OT.table_paths(CFG, "csv") + [OUT_TAB / "descriptives_comparison.csv", OUT_TAB / "descriptives_shares.csv"]
+        + REL_TABLES,
         tidy=estimate_tidy(CFG),
         meta=estimate_meta(CFG),
         panel=P.processed_path(CFG, "panel"),
@@ -217,6 +221,8 @@ rule check_disclosure:
             *rules.figures.output,
             *rules.tables.output,
             *estimate_tidy(CFG),
+            *OT.montecarlo_outputs(CFG).values(),
+            *OT.power_outputs(CFG).values(),
         ],
         code=module_files("outputs/disclosure.py", "outputs/stages.py", "cli.py", "stage_io.py"),
     output:

@@ -99,10 +99,15 @@ def model_table(est: pd.DataFrame, meta: dict[str, dict[str, Any]]) -> pd.DataFr
 HEADLINE_ESTIMATOR = "callaway_santanna"
 
 
-def headline_models(models: pd.DataFrame) -> dict[str, str]:
+def headline_models(models: pd.DataFrame, passing: set[tuple[str, str]] | None = None) -> dict[str, str]:
     """Per outcome key, the headline main model: Callaway & Sant'Anna if it has a main
-    spec for the outcome, else the first main spec in :data:`ESTIMATOR_ORDER`."""
+    spec for the outcome, else the first main spec in :data:`ESTIMATOR_ORDER`. With
+    ``passing`` ((estimator, outcome key) pairs that meet the Monte Carlo targets,
+    :mod:`ifm_eval.montecarlo.summary`) only those are eligible: an outcome without a
+    passing main spec has no headline."""
     main = models[models["is_main"]]
+    if passing is not None:
+        main = main[[(str(e), str(o)) in passing for e, o in zip(main["estimator"], main["outcome_key"], strict=True)]]
     out = {}
     for o, g in main.groupby("outcome_key", sort=True):
         g = g.assign(rank=g["estimator"].map(lambda e: (e != HEADLINE_ESTIMATOR, _estimator_rank(e))))

@@ -105,3 +105,36 @@ def report_paths(cfg: dict[str, Any]) -> tuple[Path, Path]:
 
 def disclosure_check_path(cfg: dict[str, Any]) -> Path:
     return results_dir(cfg) / "checks" / "disclosure.json"
+
+
+# ------------------------------------------------------------------ Monte Carlo and power
+def montecarlo_dir(cfg: dict[str, Any]) -> Path:
+    return results_dir(cfg) / "montecarlo"
+
+
+def power_dir(cfg: dict[str, Any]) -> Path:
+    return results_dir(cfg) / "power"
+
+
+def montecarlo_outputs(cfg: dict[str, Any]) -> dict[str, Path]:
+    """The outputs of the ``monte_carlo`` rule (tables named ``mc_*``: the report reads them
+    by file stem)."""
+    d = montecarlo_dir(cfg)
+    return {"summary": d / "mc_summary.csv", "event_time": d / "mc_event_time.csv", "targets": d / "mc_targets.csv",
+            "evidence": d / "mc_evidence.csv", "figure": d / "coverage.png", "pdf": d / "coverage.pdf"}
+
+
+def power_outputs(cfg: dict[str, Any]) -> dict[str, Path]:
+    """The outputs of the ``power`` rule."""
+    d = power_dir(cfg)
+    return {"mde": d / "mde.csv", "curve": d / "power_curve.csv", "detectable": d / "detectable_effect.csv",
+            "mde_figure": d / "mde.png", "mde_pdf": d / "mde.pdf",
+            "power_figure": d / "power_curve.png", "power_pdf": d / "power_curve.pdf"}
+
+
+def reliability_report_inputs(cfg: dict[str, Any]) -> tuple[list[Path], list[Path]]:
+    """(tables, figures) of the Monte Carlo and power rules that the report's reliability
+    chapter reads (:mod:`ifm_eval.outputs.report.reliability`)."""
+    mc, pw = montecarlo_outputs(cfg), power_outputs(cfg)
+    return ([mc["summary"], mc["targets"], mc["evidence"], pw["mde"], pw["curve"], pw["detectable"]],
+            [mc["figure"], pw["mde_figure"], pw["power_figure"]])

@@ -7,6 +7,8 @@ Modules:
   lookups on those results (main specification by ``spec.role``, ...);
 - :mod:`.methods`: the methods text, generated from the main specifications' metadata;
 - :mod:`.content`: the section builders (:data:`SECTION_BUILDERS`);
+- :mod:`.reliability`: the chapter on the Monte Carlo check and the detection limits
+  (registered with its inputs);
 - :mod:`.render_html` / :mod:`.render_pdf`: the two renderers of the same sections.
 
 Every number in the text is computed from result files (estimates, tables written by the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ifm_eval.outputs.report import reliability  # noqa: F401  (registers its chapter)
 from ifm_eval.outputs.report.content import SECTION_BUILDERS, build_sections, register_section
 from ifm_eval.outputs.report.context import Context, load_context
 from ifm_eval.outputs.report.document import Block, Section

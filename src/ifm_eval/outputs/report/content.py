@@ -64,6 +64,8 @@ def sec_summary(ctx: Context) -> Section:
     for o in ctx.outcomes:
         r = main_row(ctx, o)
         if r is None:
+            if "mc_targets" in ctx.tables and o not in ctx.headline:
+                items.append(ctx.s("summary.no_headline", outcome=label(o, ctx.lang)))
             continue
         sig = (r["ci_low"] > 0) or (r["ci_high"] < 0)
         base = baseline_rate(ctx, o)

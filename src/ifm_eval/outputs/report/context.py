@@ -3,7 +3,8 @@ files the ``report`` rule declares, and lookups on those results.
 
 The main specifications are the models whose metadata say ``spec.role: main``
 (:func:`ifm_eval.outputs.figures.model_table`); per outcome the *headline* model is the
-Callaway & Sant'Anna main spec if there is one (:func:`ifm_eval.outputs.figures.headline_models`).
+Callaway & Sant'Anna main spec if there is one, among the main specs that pass the Monte
+Carlo check (``mc_targets``; :func:`ifm_eval.outputs.figures.headline_models`).
 Nothing is inferred from model names, and every declared input must be there: a missing
 table or figure, or a table that names a model which is not (or not a main) specification of
 this run, is an error.
@@ -177,9 +178,14 @@ def load_context(cfg: dict[str, Any], est: pd.DataFrame, meta: dict[str, dict], 
     loaded = {k: _read_table(p) for k, p in csv.items()}
     models = model_table(est, meta)
     check_tables(loaded, meta, models)
+    passing = None
+    if "mc_targets" in loaded:  # the Monte Carlo check decides which estimators may be the headline
+        from ifm_eval.outputs.report.reliability import passing as mc_passing
+
+        passing = mc_passing(loaded["mc_targets"])
     return Context(cfg=cfg, lang=style.language(cfg), synthetic=synthetic, est=est, meta=meta, models=models,
                    outcomes=keys, tables=loaded, figures=figs, inputs=[Path(p) for p in inputs],
-                   headline=headline_models(models))
+                   headline=headline_models(models, passing))
 
 
 # ---------------------------------------------------------------------- helpers on results
