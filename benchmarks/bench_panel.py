@@ -1,11 +1,14 @@
-"""Benchmark: ingest (admin sources) + treatment + panel, and the person-level aggregation.
+"""Benchmark: the data stages of the DAG (ingest, surveys, treatment, panel) and the
+person-level aggregation.
 
     python benchmarks/bench_panel.py [--config config.yaml] [--stress-rows 1000000]
 
-1. Wall time of ``ingest`` (every administrative source), survey harmonisation (if
-   :mod:`ifm_eval.ingest.surveys` is installed), ``treatment`` and ``panel`` on the
-   configured data (``data.source``; the stand-in files are generated into a temporary
-   directory at full scale if ``data/synthetic`` does not exist). Target: < 30 s on 2 cores.
+1. In a temporary working directory (``data/`` of the repository is never touched) the
+   workflow first generates the stand-in data (``snakemake <truth.json>``), then builds the
+   panel (``snakemake <panel.parquet> --cores 2``): every ingest job, the survey waves and
+   their harmonisation, treatment and panel, exactly as the pipeline runs them. Prints the
+   wall time of the second call and each job's time and peak RSS from its ``benchmark:``
+   file. Target: < 30 s on 2 cores.
 2. The case-management export (person level) read, validated and aggregated to
    municipality-month stocks in a fresh subprocess: wall time and peak RSS. Target: < 60 s,
    < 6 GB. With ``--stress-rows N`` the export is also replicated (new pseudonyms) to at
@@ -15,8 +18,8 @@
 from __future__ import annotations
 
 import argparse
-import copy
-import resource
+import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,11 +45,13 @@ print(f"{len(ev)} {ev.attrs['n_persons']} {len(res)} {dt:.3f} {hwm / 1024:.1f}")
 """
 
 
-def _measure_export(path: Path, cfg: dict) -> dict:
+def _measure_export(path: Path, cfg: dict, work: Path) -> dict:
     from ifm_eval import paths
 
+    with _chdir(work):
+        gv = paths.reference_path(cfg, "gv").resolve()
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(paths.reference_path(cfg, "gv")),
+        [sys.executable, "-c", CHILD, str(path), str(gv),
          cfg["panel"]["start"], cfg["panel"]["end"]],
         check=True, capture_output=True, text=True)
     rows, persons, cells, secs, rss = out.stdout.split()
@@ -68,75 +73,80 @@ def _replicate(src: Path, dst: Path, min_rows: int) -> int:
     return k * len(body)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _snakemake(work: Path, *targets: Path, cores: int = 2) -> float:
+    bin_dir = Path(sys.executable).parent
+    cmd = [str(bin_dir / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
+           "--cores", str(cores), "--quiet", *map(str, targets)]
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake failed:\n{proc.stderr[-4000:]}")
+    return time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="config.yaml")
     ap.add_argument("--stress-rows", type=int, default=1_000_000,
                     help="also aggregate an export replicated to at least this many rows (0 = skip)")
     args = ap.parse_args(argv)
+    import pandas as pd
+    import yaml
 
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    from ifm_eval import panel, paths, treatment
+    from ifm_eval import paths
     from ifm_eval.config import load_config
-    from ifm_eval.ingest import admin
 
-    cfg = load_config(args.config)
     tmp = tempfile.TemporaryDirectory(prefix="bench_panel_")
-    if not paths.raw_path(cfg, "im_posts").is_file():
-        from ifm_eval.synth import generate
+    work = Path(tmp.name)
+    raw_cfg = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+    ref = Path(raw_cfg["data"]["reference_dir"])
+    raw_cfg["data"]["reference_dir"] = str(ref if ref.is_absolute() else ROOT / ref)
+    (work / "config.yaml").write_text(yaml.safe_dump(raw_cfg), encoding="utf-8")
+    cfg = load_config(work / "config.yaml")
+    with _chdir(work):
+        truth = paths.truth_path(cfg).resolve()
+        panel_file = paths.processed_path(cfg, "panel").resolve()
+        export = paths.raw_path(cfg, "case_management").resolve()
+    t_synth = _snakemake(work, truth)
+    print(f"[setup] stand-in data (scale {cfg['synth']['scale']}) generated in {t_synth:.1f} s")
+    before = set((work / "logs" / "bench").glob("*.tsv"))
+    total = _snakemake(work, panel_file)
+    rows = []
+    for f in sorted(set((work / "logs" / "bench").rglob("*.tsv")) - before):
+        b = pd.read_csv(f, sep="\t")
+        rows.append((f.stem, float(b["s"].iloc[0]), float(b["max_rss"].iloc[0])))
+    for name, sec, rss in sorted(rows, key=lambda r: -r[1]):
+        print(f"  {name:<36s} {sec:7.2f} s  {rss:8.0f} MB")
+    p = pd.read_parquet(panel_file)
+    print(f"ingest + surveys + treatment + panel (snakemake, 2 cores): {total:.2f} s (target < 30 s); "
+          f"{len(rows)} jobs; panel {len(p)} rows x {p.shape[1]} cols")
 
-        cfg = copy.deepcopy(cfg)
-        cfg["data"]["synthetic_dir"] = str(Path(tmp.name) / "synthetic")
-        t0 = time.perf_counter()
-        generate(cfg)
-        print(f"[setup] generated stand-in data (scale {cfg['synth']['scale']}) in "
-              f"{time.perf_counter() - t0:.1f} s -> {cfg['data']['synthetic_dir']}")
-    cfg = copy.deepcopy(cfg)
-    cfg["data"]["processed_dir"] = str(Path(tmp.name) / "processed")  # never touch data/processed
-
-    print(f"data: {paths.raw_dir(cfg)}  panel {cfg['panel']['start']}..{cfg['panel']['end']}")
-    timings: dict[str, float] = {}
-    t_all = time.perf_counter()
-    for key in admin.ADMIN_SOURCES:
-        t0 = time.perf_counter()
-        admin.ingest_source(cfg, key)
-        timings[f"ingest {key}"] = time.perf_counter() - t0
-    try:
-        from ifm_eval.ingest.surveys import harmonise_surveys
-    except ImportError:
-        harmonise_surveys = None
-    if harmonise_surveys is not None and paths.raw_path(cfg, "survey_w1").is_file():
-        t0 = time.perf_counter()
-        harmonise_surveys(cfg)
-        timings["harmonise surveys"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    treatment.run(cfg)
-    timings["treatment"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    p = panel.run(cfg)
-    timings["panel"] = time.perf_counter() - t0
-    total = time.perf_counter() - t_all
-    for k, v in timings.items():
-        print(f"  {k:<32s} {v:7.2f} s")
-    print(f"ingest + harmonise + treatment + panel: {total:.2f} s (target < 30 s); "
-          f"panel {len(p)} rows x {p.shape[1]} cols")
-    print(f"process peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-
-    export = paths.raw_path(cfg, "case_management")
-    m = _measure_export(export, cfg)
+    m = _measure_export(export, cfg, work)
     print(f"person-level aggregation (stand-in, scale {cfg['synth']['scale']}): {m['rows']} rows, "
           f"{m['persons']} persons -> {m['cells']} cells in {m['seconds']:.2f} s, "
           f"peak RSS {m['peak_rss_mb']:.0f} MB (target < 60 s, < 6 GB)")
     if args.stress_rows:
-        big = Path(tmp.name) / "export_stress.csv"
+        big = work / "export_stress.csv"
         n = _replicate(export, big, args.stress_rows)
-        m = _measure_export(big, cfg)
+        m = _measure_export(big, cfg, work)
         print(f"person-level aggregation (stress, {n} rows, {m['persons']} persons): "
               f"{m['seconds']:.2f} s, peak RSS {m['peak_rss_mb']:.0f} MB")
     tmp.cleanup()
     return 0
+
+
+@contextlib.contextmanager
+def _chdir(path: Path):
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from ifm_eval import paths
 from ifm_eval.config import load_config
 from ifm_eval.synth import generate
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            summary = generate(cfg, out_dir=Path(tmp))
+            summary = generate(cfg, paths.reference_path(cfg, "gv"), Path(tmp))
             walls.append(time.perf_counter() - t0)
             size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
         print(f"run {i + 1}: wall {walls[-1]:.2f} s, output {size / 1e6:.1f} MB, "
