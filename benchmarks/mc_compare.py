@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-base", type=int, default=None, help="default: the config's monte_carlo.seed_base")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--reverse", action="store_true", help="run the missing replicates from the last seed down")
     ap.add_argument("--summarise-only", action="store_true",
                     help="run nothing; summarise the replicates cached under --out (the first K seeds found)")
     args = ap.parse_args(argv)
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     # seed-major order: an interrupted run leaves every design at (about) the same K
     todo = [(d, base + i) for i in range(args.k) for d in designs
             if not (out / d / f"{base + i}.parquet").exists()]
+    if args.reverse:  # a second process on the same --out works from the other end
+        todo = todo[::-1]
     if args.summarise_only:
         todo = []
     t0 = time.perf_counter()

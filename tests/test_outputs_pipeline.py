@@ -578,3 +578,30 @@ def test_report_states_truth_of_same_aggregate(project):
     t = tc[(tc["estimator"] == "callaway_santanna") & (tc["outcome"] == "employment")]["truth"].iloc[0]
     assert style.format_number(t, 2, "de", signed=True) + " Prozentpunkte" in html
     assert "95-%-Konfidenzintervall" in html and "95%-KI" not in html
+
+
+def test_reliability_chapter_reports_the_monte_carlo_numbers(project):
+    """The chapter's Monte Carlo table prints each coverage and rejection rate of
+    mc_summary.csv as a percentage with its Monte Carlo SE, and marks the spec whose
+    coverage misses the band as failing (K = 4 fake replicates per design)."""
+    import html as H
+
+    from ifm_eval.outputs.style import format_pct
+    from ifm_eval.outputs.targets import montecarlo_outputs
+
+    root, cfg = project
+    summ = pd.read_csv(montecarlo_outputs(cfg)["summary"])
+    text = H.unescape(re.sub(r"<[^>]+>", " ", report_paths(cfg)[0].read_text(encoding="utf-8")))
+    text = re.sub(r"\s+", " ", text)
+    start = text.index("Verlässlichkeit und Nachweisgrenzen Ob die")
+    chapter = text[start:start + 20000]
+    eff = summ[summ["design"] == "effects"]
+    assert len(eff) == 12
+    def pct(x):
+        return format_pct(100 * x, 0, "de").replace("\u00a0", " ")
+
+    for r in eff.itertuples():
+        assert f"{pct(r.coverage)} (±{pct(r.coverage_mcse)})" in chapter
+    for r in summ[summ["design"] == "zero"].itertuples():
+        assert pct(r.rejection) in chapter
+    assert "K = 4 je Szenario" in chapter

@@ -24,6 +24,11 @@ FIGURES = ("montecarlo/coverage", "power/mde", "power/power_curve")
 SMALL_K = 200  # below this many draws per scenario the report says how weak the check is
 
 
+def _share(ctx: Context, x: object, digits: int = 0) -> str:
+    """A proportion (0..1) as a percentage in the report language."""
+    return ctx.pct(100 * float(x), digits) if x is not None and pd.notna(x) else "–"
+
+
 def outcome_key(outcome: str) -> str:
     return str(outcome).removeprefix("rate_")
 
@@ -63,8 +68,8 @@ def sec_reliability(ctx: Context) -> Section | None:
                 ctx.s("reliability.col.rmse"): "–" if e is None else ctx.num(e["rmse"], 2),
                 ctx.s("reliability.col.calibration"): "–" if e is None else ctx.num(e["calibration"], 2),
                 ctx.s("reliability.col.coverage"): "–" if e is None else
-                f"{ctx.pct(e['coverage'])} (±{ctx.pct(e['coverage_mcse'])})",
-                ctx.s("reliability.col.size"): "–" if n is None else ctx.pct(n["rejection"]),
+                f"{_share(ctx, e['coverage'])} (±{_share(ctx, e['coverage_mcse'])})",
+                ctx.s("reliability.col.size"): "–" if n is None else _share(ctx, n["rejection"]),
                 ctx.s("reliability.col.passes"): _check(t.loc[key, "passes"]) if t is not None and key in t.index else "–",
             })
         recorded = t is not None and "recorded_k" in t.columns and t["recorded_k"].notna().any()
@@ -73,14 +78,14 @@ def sec_reliability(ctx: Context) -> Section | None:
             for row, key in zip(rows, keys, strict=True):
                 r = t.loc[key] if key in t.index else None
                 ok = r is not None and pd.notna(r["recorded_k"])
-                row[ctx.s("reliability.col.recorded_coverage", k=kr)] = ctx.pct(r["recorded_coverage"], 1) if ok else "–"
-                row[ctx.s("reliability.col.recorded_size", k=kr)] = ctx.pct(r["recorded_rejection_null"], 1) if ok else "–"
+                row[ctx.s("reliability.col.recorded_coverage", k=kr)] = _share(ctx, r["recorded_coverage"], 1) if ok else "–"
+                row[ctx.s("reliability.col.recorded_size", k=kr)] = _share(ctx, r["recorded_rejection_null"], 1) if ok else "–"
         s.table(pd.DataFrame(rows), ctx.s("reliability.table.mc", k=ctx.int(k)))
         s.figure(ctx.figure("montecarlo/coverage"), ctx.s("reliability.figure.coverage"))
         if recorded:
             s.p(ctx.s("reliability.recorded", k=ctx.int(int(t["recorded_k"].max()))))
         elif k < SMALL_K:
-            s.p(ctx.s("reliability.small_k", k=ctx.int(k), mcse=ctx.pct(float(np.sqrt(0.95 * 0.05 / max(k, 1))))))
+            s.p(ctx.s("reliability.small_k", k=ctx.int(k), mcse=_share(ctx, float(np.sqrt(0.95 * 0.05 / max(k, 1))))))
         _evidence(ctx, s)
     ok = passing(tg)
     fails = sorted({(e, o) for e, o in ((str(r.estimator), outcome_key(r.outcome)) for r in tg.itertuples())} - ok) \
@@ -108,7 +113,7 @@ def sec_reliability(ctx: Context) -> Section | None:
             ctx.s("reliability.col.se"): head["se"].map(ctx.num),
             ctx.s("reliability.col.mde"): head["mde80_pp"].map(ctx.num),
             ctx.s("reliability.col.baseline"): head["baseline_rate_2016"].map(lambda x: ctx.num(x, 1)),
-            ctx.s("reliability.col.mde_rel"): head["mde80_relative"].map(lambda x: ctx.pct(x)),
+            ctx.s("reliability.col.mde_rel"): head["mde80_relative"].map(lambda x: _share(ctx, x)),
         })
         s.table(show.reset_index(drop=True), ctx.s("reliability.table.mde"))
     s.figure(ctx.figure("power/mde"), ctx.s("reliability.figure.mde"))
@@ -127,13 +132,13 @@ def sec_reliability(ctx: Context) -> Section | None:
         h = h.iloc[0]
         d = det[(det["estimator"] == est) & (det["outcome"].map(outcome_key) == o)] if len(det) else det
         txt = ctx.s("reliability.statement", outcome=label(o, ctx.lang), n_clusters=ctx.int(ncl),
-                    mde=ctx.num(h["mde80_pp"]), relative=ctx.pct(h["mde80_relative"]), estimator=label(est, ctx.lang))
+                    mde=ctx.num(h["mde80_pp"]), relative=_share(ctx, h["mde80_relative"]), estimator=label(est, ctx.lang))
         if len(d) and np.isfinite(float(d["effect_pp_80"].iloc[0])):
             sim = float(d["effect_pp_80"].iloc[0])
             txt += ctx.s("reliability.simulated", hr=ctx.num(float(d["max_hazard_ratio_80"].iloc[0]), 2),
                          effect=ctx.num(sim), ratio=ctx.num(sim / float(h["mde80_pp"]), 2))
         elif len(d):
-            txt += ctx.s("reliability.simulated_not_reached", power=ctx.pct(float(d["max_power_on_grid"].iloc[0])))
+            txt += ctx.s("reliability.simulated_not_reached", power=_share(ctx, float(d["max_power_on_grid"].iloc[0])))
         statements.append(txt)
     if statements:
         s.items(statements)
@@ -151,8 +156,8 @@ def _evidence(ctx: Context, s: Section) -> None:
         rows.append({
             ctx.s("reliability.col.outcome"): label(r.outcome, ctx.lang),
             ctx.s("reliability.col.estimator"): label(r.estimator, ctx.lang),
-            ctx.s("reliability.col.coverage"): f"{ctx.pct(r.before_coverage)} → {ctx.pct(r.after_coverage)}",
-            ctx.s("reliability.col.size"): f"{ctx.pct(r.before_rejection)} → {ctx.pct(r.after_rejection)}",
+            ctx.s("reliability.col.coverage"): f"{_share(ctx, r.before_coverage)} → {_share(ctx, r.after_coverage)}",
+            ctx.s("reliability.col.size"): f"{_share(ctx, r.before_rejection)} → {_share(ctx, r.after_rejection)}",
             ctx.s("reliability.col.calibration"): f"{ctx.num(r.before_calibration)} → {ctx.num(r.after_calibration)}",
             ctx.s("reliability.col.bias_se"): f"{ctx.num(r.before_bias_se, 2, signed=True)} → "
                                               f"{ctx.num(r.after_bias_se, 2, signed=True)}",
