@@ -79,12 +79,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def _snakemake(work: Path, *targets: Path, cores: int = 2) -> float:
     bin_dir = Path(sys.executable).parent
     cmd = [str(bin_dir / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--cores", str(cores), "--quiet", *map(str, targets)]
+           "--cores", str(cores), *map(str, targets), "--quiet", "all"]
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"snakemake failed:\n{proc.stderr[-4000:]}")
+        raise SystemExit(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}")
     return time.perf_counter() - t0
 
 
@@ -107,14 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     raw_cfg["data"]["reference_dir"] = str(ref if ref.is_absolute() else ROOT / ref)
     (work / "config.yaml").write_text(yaml.safe_dump(raw_cfg), encoding="utf-8")
     cfg = load_config(work / "config.yaml")
-    with _chdir(work):
-        truth = paths.truth_path(cfg).resolve()
-        panel_file = paths.processed_path(cfg, "panel").resolve()
-        export = paths.raw_path(cfg, "case_management").resolve()
+    # targets as the rules name them (relative to the working directory)
+    truth, panel_rel = paths.truth_path(cfg), paths.processed_path(cfg, "panel")
+    panel_file, export = work / panel_rel, work / paths.raw_path(cfg, "case_management")
     t_synth = _snakemake(work, truth)
     print(f"[setup] stand-in data (scale {cfg['synth']['scale']}) generated in {t_synth:.1f} s")
     before = set((work / "logs" / "bench").glob("*.tsv"))
-    total = _snakemake(work, panel_file)
+    total = _snakemake(work, panel_rel)
     rows = []
     for f in sorted(set((work / "logs" / "bench").rglob("*.tsv")) - before):
         b = pd.read_csv(f, sep="\t")
