@@ -59,3 +59,19 @@ def test_load_config_names_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_command_line_scalars_are_read_as_yaml(cfg):
+    """`snakemake --config monte_carlo='{k: 500}'` hands the nested values over as strings:
+    where the schema wants a number or boolean they are read as YAML; other strings still
+    fail, naming the key."""
+    c = copy.deepcopy(cfg)
+    c["monte_carlo"] = {"k": "500", "bootstrap": "true", "power": {"max_hazard_ratio": ["1.5", "2"], "k": "30"}}
+    out = validate_config(c)
+    assert out["monte_carlo"]["k"] == 500 and out["monte_carlo"]["bootstrap"] is True
+    assert out["monte_carlo"]["power"] == {"max_hazard_ratio": [1.5, 2], "k": 30}
+    for bad, where in (({"k": "five hundred"}, "monte_carlo/k"), ({"k": "true"}, "monte_carlo/k"),
+                       ({"bootstrap": "1"}, "monte_carlo/bootstrap")):
+        c["monte_carlo"] = bad
+        with pytest.raises(ConfigError, match=f"at '{where}'"):
+            validate_config(c)

@@ -67,6 +67,16 @@ def test_rerun_is_noop_and_one_spec_edit_reruns_one_job(small_run):
         assert upstream not in stats
 
 
+def test_full_monte_carlo_is_one_command(small_run):
+    """`snakemake monte_carlo --config monte_carlo='{k: N}'` plans exactly the missing
+    replicates (the small run made 2 per design) and the summary, nothing upstream."""
+    work, _, _ = small_run
+    out = _snakemake(work, "-n", "monte_carlo", "--config", "monte_carlo={k: 5}").stdout
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
+    assert stats.get("mc_replicate") == "6" and stats.get("monte_carlo") == "1", out[-2000:]
+    assert set(stats) == {"mc_replicate", "monte_carlo", "total"}, stats
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not available")
 def test_repo_ignores_generated_data():
     ignored = subprocess.run(

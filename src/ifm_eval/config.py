@@ -81,15 +81,47 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"at '{where}': {error.message}"
 
 
+_SCALAR_TYPES = {"integer": int, "number": (int, float), "boolean": bool}
+
+
+def _coerce_strings(cfg: dict[str, Any], validator: jsonschema.Draft202012Validator) -> None:
+    """Command-line overrides (``snakemake --config monte_carlo='{k: 500}'``) reach the
+    config with the values of nested mappings as strings. Where the schema expects an
+    integer, number or boolean and gets a string that reads as one in YAML, use that value
+    (in place); anything else stays and fails validation as before."""
+    for _ in range(100):  # one pass per nesting level is enough; bounded for safety
+        changed = False
+        for err in validator.iter_errors(cfg):
+            if err.validator != "type" or not isinstance(err.instance, str) or not err.absolute_path:
+                continue
+            want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+            value = yaml.safe_load(err.instance) if err.instance.strip() else None
+            types = tuple(t for w in want if w in _SCALAR_TYPES for t in
+                          (_SCALAR_TYPES[w] if isinstance(_SCALAR_TYPES[w], tuple) else (_SCALAR_TYPES[w],)))
+            if not types or not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                continue
+            *parent, key = list(err.absolute_path)
+            node = cfg
+            for k in parent:
+                node = node[k]
+            node[key] = value
+            changed = True
+        if not changed:
+            return
+
+
 def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """Validate ``cfg`` against the schema, fill defaults, and return a new dict.
 
-    Raises :class:`ConfigError` listing every violation, each naming the offending key.
+    Strings where the schema expects a number or boolean (command-line overrides) are
+    read as YAML scalars first (:func:`_coerce_strings`). Raises :class:`ConfigError`
+    listing every violation, each naming the offending key.
     """
     cfg = copy.deepcopy(cfg)
     schema = config_schema()
     _fill_defaults(cfg, schema)
     validator = jsonschema.Draft202012Validator(schema)
+    _coerce_strings(cfg, validator)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(
