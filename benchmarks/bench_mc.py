@@ -16,37 +16,20 @@ Usage: ``python benchmarks/bench_mc.py [--repeat 3] [--jobs 2]``.
 
 from __future__ import annotations
 
-import os
+import mcpool  # first: one BLAS thread per process, set before numpy is imported
 
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
-
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-
-_STATE: dict = {}
-
-
-def _init(config: str) -> None:
-    from ifm_eval import paths
-    from ifm_eval.config import load_config
-    from ifm_eval.reference import read_gemeindeverzeichnis
-
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
-    _STATE["cfg"] = cfg = load_config(config)
-    _STATE["gv"] = read_gemeindeverzeichnis(paths.reference_path(cfg, "gv"))
+# isort: split
+import argparse
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
 
 
 def _run(seed: int, analytic: bool) -> dict[str, float]:
     from ifm_eval.montecarlo.replicate import run_replicate
 
-    rows = run_replicate(_STATE["cfg"], "effects", seed, _STATE["gv"], analytic=analytic)
+    rows = run_replicate(mcpool.STATE["cfg"], "effects", seed, mcpool.STATE["gv"], analytic=analytic)
     ok = rows["status"].eq("ok") & rows["row"].eq("headline")
     return {**rows.attrs["seconds"], "models": int(rows["model"].nunique()), "ok": int(ok.sum())}
 
@@ -58,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=700000)
     args = ap.parse_args(argv)
-    _init(args.config)
+    mcpool.init(args.config)
     _run(args.seed - 1, True)  # warm-up (imports, caches)
     print(f"one replicate, one process ({args.repeat} seeds):")
     single = {}
@@ -72,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'met' if med['total'] <= 5 else 'NOT met'}")
     n = max(2 * args.jobs, args.repeat)
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=(args.config,)) as pool:
+    with ProcessPoolExecutor(args.jobs, initializer=mcpool.init, initargs=(args.config,)) as pool:
         list(pool.map(_run, range(args.seed + 100, args.seed + 100 + n), [False] * n))
     per = (time.perf_counter() - t0) / n
     print(f"pool of {args.jobs} processes, main inference: {per:.2f} s per replicate (wall, {n} replicates "

@@ -21,42 +21,23 @@ records (copy ``summary.csv`` there as ``k500_after.csv``; the one before a chan
 
 from __future__ import annotations
 
-import os
+import mcpool  # first: one BLAS thread per process, set before numpy is imported
 
-# one BLAS thread per process (before numpy is imported): the pool's processes share the cores
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
+# isort: split
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-
-_STATE: dict = {}
-
-
-def _init(config: str) -> None:
-    from ifm_eval import paths
-    from ifm_eval.config import load_config
-    from ifm_eval.reference import read_gemeindeverzeichnis
-
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
-    cfg = load_config(config)
-    _STATE["cfg"] = cfg
-    _STATE["gv"] = read_gemeindeverzeichnis(paths.reference_path(cfg, "gv"))
+import pandas as pd
 
 
 def _one(design: str, seed: int, out: str) -> tuple[str, int, float]:
     from ifm_eval.montecarlo.replicate import run_replicate
 
     t0 = time.perf_counter()
-    rows = run_replicate(_STATE["cfg"], design, seed, _STATE["gv"], _STATE["cfg"]["monte_carlo"]["models"])
+    rows = run_replicate(mcpool.STATE["cfg"], design, seed, mcpool.STATE["gv"], mcpool.STATE["cfg"]["monte_carlo"]["models"])
     dt = time.perf_counter() - t0
     rows["seconds"] = dt
     path = Path(out) / design / f"{seed}.parquet"
@@ -98,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     print(f"{len(todo)} replicate(s) to run ({args.k} per design {designs}), {args.jobs} process(es)", flush=True)
     done = 0
-    with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=(args.config,)) as pool:
+    with ProcessPoolExecutor(args.jobs, initializer=mcpool.init, initargs=(args.config,)) as pool:
         futs = [pool.submit(_one, d, s, str(out)) for d, s in todo]
         for f in as_completed(futs):
             d, s, dt = f.result()
