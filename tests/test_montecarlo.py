@@ -158,7 +158,8 @@ def test_fingerprint_ties_evidence_to_the_configuration():
 
 
 def test_recorded_evidence_decides_with_this_run():
-    """A recorded full run that misses a target overrides this run's (weak) pass; without a
+    """A recorded full run of the same configuration decides where it exists (it misses a
+    target: fails, whatever this run's 12 draws say; it meets them: passes); without a
     recorded run the targets are this run's."""
     from ifm_eval.montecarlo.evidence import evidence_table, with_recorded
 
@@ -176,10 +177,29 @@ def test_recorded_evidence_decides_with_this_run():
     rec = passes(summ(0.99, 0.05, 500))  # 99% at K = 500: over-covers, misses the band
     out = with_recorded(this, rec).set_index("estimator")
     assert not out.loc["imputation", "passes"] and out.loc["callaway_santanna", "passes"]
-    assert set(out["evidence"]) == {"this_run+recorded"}
+    assert out["this_run_passes"].all() and set(out["evidence"]) == {"recorded"}
+    weak = passes(summ(0.5, 0.5, 12))  # a bad small draw: fails at K = 12
+    assert not weak.set_index("estimator").loc["imputation", "passes"]
+    out = with_recorded(weak, passes(summ(0.95, 0.05, 500))).set_index("estimator")
+    assert out.loc["imputation", "passes"] and not out.loc["imputation", "this_run_passes"]
     alone = with_recorded(this, None)
     assert alone["passes"].all() and set(alone["evidence"]) == {"this_run"}
     ev = evidence_table(summ(0.95, 0.05, 500), summ(0.6, 0.5, 500)).set_index("estimator")
     assert ev.loc["imputation", "before_coverage"] == 0.6 and ev.loc["imputation", "after_rejection"] == 0.05
     assert evidence_table(None, None).empty
 
+
+def test_shipped_evidence_matches_the_shipped_configuration():
+    """The recorded K = 500 run shipped with the package was made with the shipped
+    config.yaml: a change to a main specification or to the generator must come with a new
+    full run (benchmarks/mc_compare.py) before the report may cite it."""
+    from conftest import ROOT
+
+    from ifm_eval.config import load_config
+    from ifm_eval.montecarlo.evidence import RECORDED, RECORDED_BEFORE, fingerprint, read_recorded
+
+    rec = read_recorded(RECORDED)
+    assert set(rec["fingerprint"]) == {fingerprint(load_config(ROOT / "config.yaml"))}
+    assert ((rec["k"] + rec["k_failed"]) >= 500).all()  # a full-size run: 500 replicates per design
+    before = read_recorded(RECORDED_BEFORE)
+    assert set(before["fingerprint"]) == {fingerprint(load_config(ROOT / "benchmarks/configs/before_issue9.yaml"))}

@@ -12,8 +12,10 @@ MC_DESIGNS = list(CFG["monte_carlo"]["designs"])
 MC_SEEDS = replicate_seeds(CFG)
 POWER_DESIGNS = power_designs(CFG)
 POWER_SEEDS = replicate_seeds(CFG, CFG["monte_carlo"]["power"]["k"])
-MC_CODE = module_files("montecarlo", "synth", "estimators", "validation.py", "panel.py", "treatment.py",
-                       "cli.py", "stage_io.py")
+# what a replicate runs (not the summary, evidence or figure code: editing those must not
+# rerun hundreds of replicates)
+MC_CODE = module_files("montecarlo/replicate.py", "montecarlo/stages.py", "synth", "estimators", "validation.py",
+                       "panel.py", "masking.py", "treatment.py", "months.py", "frame.py", "cli.py", "stage_io.py")
 
 
 wildcard_constraints:

@@ -8,7 +8,8 @@ commit in ``evidence/PROVENANCE.md``) together with the *fingerprint* of everyth
 determines a replicate (:func:`fingerprint`: the specifications as the Monte Carlo
 estimates them, the generator's configuration, the panel window and the replicate seeds).
 The ``monte-carlo`` stage applies the targets to the recorded summary whose fingerprint
-equals the current configuration's, in addition to this run's replicates; a changed main
+equals the current configuration's (it contains this run's replicates: the same seeds),
+and to this run's replicates where nothing is recorded; a changed main
 specification or generator has no recorded evidence until the full run is repeated, and the
 report says so.
 """
@@ -69,22 +70,25 @@ def matching(recorded: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame | None
 def with_recorded(targets: pd.DataFrame, recorded_targets: pd.DataFrame | None) -> pd.DataFrame:
     """This run's targets (:func:`~.summary.passes`) joined with the recorded run's: columns
     ``recorded_k``, ``recorded_coverage``, ``recorded_rejection_null``,
-    ``recorded_bias_se``, ``recorded_passes`` (NaN where nothing is recorded) and
-    ``passes`` = this run's check and, where recorded, the recorded check; ``evidence``
-    names what decided."""
+    ``recorded_bias_se``, ``recorded_passes`` (NaN where nothing is recorded), ``passes``
+    and ``evidence`` (what decided). A recorded run of the same fingerprint contains this
+    run's replicates (the same seeds from ``seed_base`` on) and many more, so where it
+    exists it decides; elsewhere this run's check does."""
     out = targets.copy()
     cols = {"k": "recorded_k", "coverage": "recorded_coverage", "rejection_null": "recorded_rejection_null",
             "bias_se_effects": "recorded_bias_se", "passes": "recorded_passes"}
     if recorded_targets is None or recorded_targets.empty:
         for c in cols.values():
             out[c] = pd.NA
+        out["this_run_passes"] = out["passes"].astype(bool)
         out["evidence"] = "this_run"
         return out
     rec = recorded_targets[["estimator", "outcome", *cols]].rename(columns=cols)
     out = out.merge(rec, on=["estimator", "outcome"], how="left", validate="one_to_one")
     has = out["recorded_passes"].notna()
-    out["passes"] = out["passes"].astype(bool) & (~has | out["recorded_passes"].fillna(False).astype(bool))
-    out["evidence"] = has.map({True: "this_run+recorded", False: "this_run"})
+    out["this_run_passes"] = out["passes"].astype(bool)
+    out["passes"] = out["recorded_passes"].where(has, out["this_run_passes"]).astype(bool)
+    out["evidence"] = has.map({True: "recorded", False: "this_run"})
     return out
 
 
