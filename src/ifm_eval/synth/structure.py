@@ -195,11 +195,6 @@ TIMING_WEIGHTS = {"size": -0.6, "capacity": -0.4, "traeger": 0.6, "landratsamt":
 DYNAMISM_TIMING = -0.8
 
 
-def timing_weights(synth_cfg: dict[str, Any]) -> dict[str, float]:
-    """The timing-score weights of the configured design."""
-    return dict(TIMING_WEIGHTS)
-
-
 def dynamism(synth_cfg: dict[str, Any], seed: int, n: int) -> np.ndarray:
     """Per municipality the unobserved dynamism of the violated design (``synth.design:
     violated``: N(0, 1), from its own random stream, so the other draws of the world are the
@@ -290,7 +285,7 @@ def build_structure(frame: pd.DataFrame, cfg: dict[str, Any], rng: np.random.Gen
     # --- latent timing score (low = early) and planted start month by quantile mapping
     v_effect = {vk: rng.normal() for vk in vkeys}
     cap_z = _z(np.log1p(cap_rate * has_before))
-    tw = timing_weights(cfg.get("synth", {}))
+    tw = TIMING_WEIGHTS
     dyn = dynamism(cfg.get("synth", {}), int(cfg.get("seed", 0)), n)
     m["dynamism"] = dyn
     score = DYNAMISM_TIMING * dyn + (
