@@ -138,16 +138,19 @@ def test_cli_estimate_and_list_models(tiny, capsys, caplog):
     cfg = load_config(path)
     out = Path(cfg["data"]["results_dir"]) / "estimates" / "t_gardner"
     used = Path(cfg["data"]["processed_dir"]) / "estimates" / "t_gardner_used.parquet"
+    boot = Path(cfg["data"]["processed_dir"]) / "estimates" / "t_gardner_boot.parquet"
     io = ["--in", f"panel={panel_path}", "--out", f"tidy={out}.parquet", "--out", f"meta={out}.json",
-          "--out", f"used={used}"]
+          "--out", f"used={used}", "--out", f"boot={boot}"]
     assert main(["estimate", "--config", str(path), "--model", "t_gardner", *io]) == 0
     assert out.with_suffix(".parquet").is_file() and out.with_suffix(".json").is_file()
     u = pd.read_parquet(used)
     assert list(u.columns) == ["unit", "time", "cohort", "event_time", "weight", "headline"] and len(u) > 0
+    b = pd.read_parquet(boot)  # no inference.bootstrap in this spec: empty, fixed schema
+    assert list(b.columns) == ["term", "draw", "t_boot"] and len(b) == 0
     assert main(["estimate", "--config", str(path), "--model", "nope", *io]) == 1
     # the rule and the stage must agree on the files: a missing output is an error naming it
     assert main(["estimate", "--config", str(path), "--model", "t_gardner", *io[:4]]) == 1
-    assert "missing output(s) ['meta', 'used']" in caplog.text
+    assert "missing output(s) ['boot', 'meta', 'used']" in caplog.text
 
 
 def _run_standin(fx: dict, estimator: str, outcome: str = "rate_employment"):

@@ -114,6 +114,12 @@ def estimate_paths(cfg: dict[str, Any], model: str) -> tuple[Path, Path]:
     return base / f"{model}.parquet", base / f"{model}.json"
 
 
+def boot_path(cfg: dict[str, Any], model: str) -> Path:
+    """Bootstrap t-statistics (under the null) of one model's headline, for step-down
+    procedures across outcomes (empty when the spec has no ``inference.bootstrap``)."""
+    return processed_dir(cfg) / "estimates" / f"{model}_boot.parquet"
+
+
 def used_path(cfg: dict[str, Any], model: str) -> Path:
     """The treated observations one model's estimates average over (municipality-level:
     under ``data/``, never under ``results/``)."""

@@ -82,5 +82,9 @@ def estimate_meta(cfg: dict[str, Any]) -> list[str]:
     return [str(paths.estimate_paths(cfg, n)[1]) for n in model_names(cfg)]
 
 
+def estimate_boot(cfg: dict[str, Any]) -> list[str]:
+    return [str(paths.boot_path(cfg, n)) for n in model_names(cfg)]
+
+
 def estimate_used(cfg: dict[str, Any]) -> list[str]:
     return [str(paths.used_path(cfg, n)) for n in model_names(cfg)]

@@ -9,11 +9,12 @@ wildcard_constraints:
 rule estimate:
     input:
         panel=P.processed_path(CFG, "panel"),
-        code=module_files("estimators", "cli.py", "stage_io.py"),
+        code=module_files("estimators", "inference", "cli.py", "stage_io.py"),
     output:
         tidy=P.results_dir(CFG) / "estimates" / "{model}.parquet",
         meta=P.results_dir(CFG) / "estimates" / "{model}.json",
         used=P.processed_dir(CFG) / "estimates" / "{model}_used.parquet",  # = P.used_path
+        boot=P.processed_dir(CFG) / "estimates" / "{model}_boot.parquet",  # = P.boot_path
     params:
         config=CONFIG_FILE,
         spec=lambda wc: MODELS[wc.model],

@@ -114,14 +114,15 @@ from ._cs_influence import (
     analytic_se,
     att_cov_group,
     boot_stats,
+    cluster_sums,
     logit_irls,
     logit_irls_batch,
     multiplier_bootstrap,
     nocov_tables,
     rcond1_batch,
 )
-from .jackknife import apply_jackknife
-from .results import EstimateResult
+from .jackknife import apply_jackknife, jackknife_vcov
+from .results import BootstrapSource, EstimateResult
 
 __all__ = ["callaway_santanna", "CSResult", "CSAggregate"]
 
@@ -222,6 +223,7 @@ class CSResult:
             "cband_low": a["cband_low"], "cband_high": a["cband_high"]})]
         warns = list(self.warnings)
         label = {"dynamic": "event_time", "group": "cohort", "calendar": "time"}
+        boot_source = None
         kind_of = {"dynamic": "event_time", "group": "group", "calendar": "calendar"}
         headline_events: list[int] = []
         for agg_kind in ("simple", "dynamic", "group", "calendar"):
@@ -252,9 +254,15 @@ class CSResult:
                 if agg_kind == "dynamic":
                     headline_events = [int(e) for e, v in zip(t["event_time"], t["estimate"], strict=True)
                                        if e >= 0 and np.isfinite(v)]
+                    boot_source = self._boot_source(agg)
         table = pd.concat(rows, ignore_index=True)
         info: dict[str, Any] = {"headline": {"term": "dynamic", "aggregation": "event_time_mean",
                                              "event_times": headline_events}}
+        vcov = None
+        if boot_source is not None:  # analytic covariance of the event-time rows: psi' psi
+            ev = [int(t[1:]) for t in boot_source.terms[:-1]]
+            P = boot_source.psi[:, :-1]
+            vcov = pd.DataFrame(P.T @ P, index=ev, columns=ev)
         if jackknife:
             if balance_e is not None:
                 raise ValueError("the cluster jackknife does not support balance_e")
@@ -269,12 +277,29 @@ class CSResult:
                 warns.append(f"jackknife's full-sample aggregation differs from the estimate by {gap:.2e}")
             info.update(apply_jackknife(table, rows_ix, jk["estimates"][:, idx], self._alpha))
             table.loc[rows_ix, ["cband_low", "cband_high"]] = np.nan
+            ev = [int(e) for e in table.loc[sel, "event_time"]]
+            vcov = pd.DataFrame(jackknife_vcov(jk["estimates"][:, idx[:-1]]), index=ev, columns=ev)
         dropped = self.dropped_cells
         if len(dropped):
             warns.append(f"{len(dropped)} ATT(g,t) cell(s) dropped (no overlap / no data / few comparison units)")
             info["dropped_cells"] = dropped.astype(object).where(dropped.notna(), None).to_dict(orient="records")
         return EstimateResult("callaway_santanna", table, int(self.n_units), None, self.n_clusters, warns, info,
-                              used=self.used())
+                              vcov=vcov, used=self.used(), boot_source=boot_source)
+
+    def _boot_source(self, agg: CSAggregate) -> BootstrapSource:
+        """Cluster influence sums of the dynamic aggregation (event times and overall):
+        ``psi_c = sum_{i in c} IF_i / n`` (R did scaling, ``Var = psi' psi``)."""
+        F = np.column_stack([agg.influence, agg.influence_overall])
+        if self._cluster_codes is None:
+            codes, G, labels = np.arange(self.n_units), int(self.n_units), np.asarray(self.units)
+        else:
+            codes, G = self._cluster_codes, int(self.n_clusters)
+            labels = self._data.cluster_labels
+        psi = cluster_sums(np.nan_to_num(F), codes, G) / self.n_units
+        t = agg.table
+        terms = [f"e{int(e):+d}" for e in t["event_time"]] + ["dynamic"]
+        return BootstrapSource("multiplier", terms, labels, estimates=np.r_[t["estimate"].to_numpy(float), agg.overall],
+                               psi=psi)
 
     def jackknife(self, window: tuple[int, int] | None = None) -> dict[str, Any]:
         """Exact leave-one-cluster-out estimates of the dynamic aggregation (each event time
@@ -623,6 +648,7 @@ class CSData:
     n_boot: int
     seed: object
     alpha: float
+    cluster_labels: np.ndarray | None = None  # label of each cluster code
 
 
 @dataclass
@@ -826,14 +852,16 @@ def cs_preprocess(
     k = X.shape[1]
     codes = None
     n_clusters = None
+    cluster_labels = None
     if cluster is not None:
         CLw = wide(cl)
         if (CLw != CLw[:, :1]).any():
             raise ValueError("cluster variable must be time-invariant within unit")
         try:
-            codes, _ = pd.factorize(CLw[:, 0], sort=True)
+            codes, cluster_labels = pd.factorize(CLw[:, 0], sort=True)
         except TypeError:  # unorderable mixed labels
-            codes, _ = pd.factorize(CLw[:, 0], sort=False)
+            codes, cluster_labels = pd.factorize(CLw[:, 0], sort=False)
+        cluster_labels = np.asarray(cluster_labels)
         codes = codes.astype(np.intp)
         n_clusters = int(codes.max()) + 1
 
@@ -848,7 +876,8 @@ def cs_preprocess(
     ucode = np.searchsorted(coh_vals, ucoh)
 
     return CSData(Y=Y, X=X, wun=wun, units=units, ucoh=ucoh, tlist=tlist, coh_vals=coh_vals,
-                  ucode=ucode, glist=glist, codes=codes, n_clusters=n_clusters, n=n, k=k,
+                  ucode=ucode, glist=glist, codes=codes, n_clusters=n_clusters,
+                  cluster_labels=cluster_labels, n=n, k=k,
                   msgs=msgs, weighted=weights is not None, control_group=control_group,
                   method=method, anticipation=anticipation, base_period=base_period,
                   n_boot=n_boot, seed=seed, alpha=alpha)

@@ -132,6 +132,46 @@ def collinear_columns(G: np.ndarray, tol: float = COLLIN_TOL) -> np.ndarray:
 
 
 @dataclass
+class FEDesign:
+    """The kept regressors of a fit in factored form: ``X~ = X - a_X[u] - l_X[t]`` (the
+    residualised regressors, never built densely), the projection, weights and cluster
+    codes. :meth:`scores` gives cluster sums ``sum_{i in g} w_i x~_i z_i`` for any vector
+    ``z`` without forming ``X~``."""
+
+    X: sp.csr_matrix | np.ndarray  # kept regressors (n x k)
+    Ax: np.ndarray  # unit effects of X (n_u x k)
+    Lx: np.ndarray  # period effects of X (n_t x k)
+    fe: TwoWayFE
+    ccode: np.ndarray  # cluster code per row
+    n_clusters: int
+    labels: np.ndarray | None = None  # cluster label of each code
+
+    def scores(self, Z: np.ndarray) -> np.ndarray:
+        """Cluster score sums of the columns of ``Z`` (n x m): (m x G x k), or (G x k) for a
+        vector."""
+        Z = np.asarray(Z, dtype=float)
+        vec = Z.ndim == 1
+        Z = Z[:, None] if vec else Z
+        fe, n = self.fe, self.fe.n
+        out = np.empty((Z.shape[1], self.n_clusters, self.X.shape[1]))
+        for j in range(Z.shape[1]):
+            we = fe.w * Z[:, j]
+            C = sp.csr_matrix((we, (self.ccode, np.arange(n))), shape=(self.n_clusters, n))
+            S = C @ self.X
+            S = S.toarray() if sp.issparse(S) else np.asarray(S)
+            Ru = sp.csr_matrix((we, (self.ccode, fe.u)), shape=(self.n_clusters, fe.n_u)).toarray()
+            Rt = sp.csr_matrix((we, (self.ccode, fe.t)), shape=(self.n_clusters, fe.n_t)).toarray()
+            out[j] = S - Ru @ self.Ax - Rt @ self.Lx
+        return out[0] if vec else out
+
+    def times(self, A: np.ndarray) -> np.ndarray:
+        """``X~ A`` (n x m) for a (k x m) matrix ``A``."""
+        A = np.asarray(A, dtype=float).reshape(self.X.shape[1], -1)
+        xa = np.asarray(self.X @ A)
+        return xa - (self.Ax @ A)[self.fe.u] - (self.Lx @ A)[self.fe.t]
+
+
+@dataclass
 class FEFit:
     """A two-way FE regression: coefficients of the kept regressors, their covariance and
     what the inference needs (residuals, residualised Gram, cluster scores)."""
@@ -149,6 +189,8 @@ class FEFit:
     ssc: float = 1.0
     fe_coef: tuple[np.ndarray, np.ndarray] | None = None  # (a, l) of y - X b
     info: dict = field(default_factory=dict)
+    #: what the wild cluster bootstrap needs (:class:`FEDesign`); None without regressors
+    design: FEDesign | None = None
 
     def se(self) -> np.ndarray:
         return np.sqrt(np.clip(np.diag(self.vcov), 0, None))
@@ -165,12 +207,13 @@ def nested_in(inner: np.ndarray, outer: np.ndarray) -> bool:
 
 def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray | None = None,
           k_fixef: str = "nonnested", collin_tol: float = COLLIN_TOL, fe_coef: bool = False,
-          all_collinear_ok: bool = False) -> FEFit:
+          all_collinear_ok: bool = False, vcov: bool = True) -> FEFit:
     """Weighted two-way FE regression of ``y`` on ``X`` (n x k, dense or sparse) with
     cluster-robust CRV1 standard errors (clusters ``cluster``; None = the units).
 
     ``k_fixef``: ``"nonnested"`` (default) or ``"full"`` (see module doc). With
-    ``fe_coef`` the unit and period effects of ``y - X b`` are returned too.
+    ``fe_coef`` the unit and period effects of ``y - X b`` are returned too. ``vcov=False``:
+    coefficients only (no bread, scores or covariance: NaN; no bootstrap design).
     """
     if k_fixef not in ("nonnested", "full"):
         raise ValueError("k_fixef must be 'nonnested' or 'full'")
@@ -200,7 +243,13 @@ def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray 
         raise ValueError("All variables are collinear with the fixed effects")
     kept_names = [names[j] for j in keep]
     dropped = [names[j] for j in np.flatnonzero(excl)]
-    if len(keep):
+    if len(keep) and not vcov:
+        beta = np.linalg.solve(G[np.ix_(keep, keep)], g[keep])
+        bread = np.full((len(keep), len(keep)), np.nan)
+        Xk = Xs[:, keep]
+        xb = np.asarray(Xk @ beta).ravel()
+        e = y_t - (xb - (Ax[:, keep] @ beta)[fe.u] - (Lx[:, keep] @ beta)[fe.t])
+    elif len(keep):
         Gk = G[np.ix_(keep, keep)]
         bread = np.linalg.inv(Gk)
         bread = (bread + bread.T) / 2
@@ -216,9 +265,11 @@ def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray 
     # clusters and the small-sample factor
     if cluster is None:
         ccode, ncl = fe.u, fe.n_u
+        labels = np.arange(fe.n_u)
         unit_nested = True
     else:
         ccode, ncl = codes(cluster)
+        labels = pd.Index(pd.unique(np.asarray(cluster))).sort_values().to_numpy()
         unit_nested = nested_in(fe.u, ccode)
     time_nested = nested_in(fe.t, ccode)
     n_u = int((np.bincount(fe.u, minlength=fe.n_u) > 0).sum())  # levels in the sample
@@ -231,14 +282,12 @@ def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray 
         df_k = len(keep) + k_fe_adj - sum(nested) + len(nested) if nested else len(keep) + k_fe_adj
     ssc = (ncl / (ncl - 1) if ncl > 1 else 1.0) * (n - 1) / max(n - df_k, 1)
     scores = None
-    if len(keep):
-        we = w * e
-        C = sp.csr_matrix((we, (ccode, np.arange(n))), shape=(ncl, n))
-        S = C @ Xk
-        S = S.toarray() if sp.issparse(S) else np.asarray(S)
-        Ru = sp.csr_matrix((we, (ccode, fe.u)), shape=(ncl, fe.n_u)).toarray()
-        Rt = sp.csr_matrix((we, (ccode, fe.t)), shape=(ncl, fe.n_t)).toarray()
-        S = S - Ru @ Ax[:, keep] - Rt @ Lx[:, keep]
+    design = None
+    if len(keep) and not vcov:
+        V = np.full((len(keep), len(keep)), np.nan)
+    elif len(keep):
+        design = FEDesign(Xk, Ax[:, keep], Lx[:, keep], fe, ccode, int(ncl), labels)
+        S = design.scores(e)
         scores = S
         V = ssc * bread @ (S.T @ S) @ bread
     else:
@@ -247,7 +296,8 @@ def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray 
     if fe_coef:
         r = y - (np.asarray(Xk @ beta).ravel() if len(keep) else 0.0)
         out_fe = fe.coef(r[:, None])
-    return FEFit(kept_names, beta, V, dropped, e, n, int(df_k), int(ncl), bread, scores, float(ssc), out_fe)
+    return FEFit(kept_names, beta, V, dropped, e, n, int(df_k), int(ncl), bread, scores, float(ssc), out_fe,
+                 design=design)
 
 
 # ---------------------------------------------------------------------------- jackknife

@@ -38,14 +38,16 @@ from ifm_eval.estimators.design import (
 )
 from ifm_eval.estimators.imputation import FirstStage, first_stage, imputation_jackknife
 from ifm_eval.estimators.jackknife import apply_jackknife, jackknife_vcov
-from ifm_eval.estimators.results import EstimateResult, normal_inference
+from ifm_eval.estimators.results import BootstrapSource, EstimateResult, align_psi, normal_inference
 from ifm_eval.estimators.twfe import default_window
 
 
-def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int):
+def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int, variance: bool = True):
     """Second stage on disjoint dummies: coefficients and GMM-corrected covariance.
 
     ``codes`` (over all rows) gives each row's regressor (0..k-1) or -1 (omitted).
+    ``variance=False``: coefficients only (covariance NaN; the fast path of randomization
+    inference).
     """
     df = fs.df
     w = df[W].to_numpy(float)
@@ -61,6 +63,10 @@ def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int)
     fitted = np.where(inreg, gamma[np.where(inreg, c, 0)], 0.0)
     e2 = ytil[rows] - fitted
     n = len(rows)
+    if not variance:
+        n_units = int(pd.unique(df[UNIT].to_numpy()[rows]).size)
+        labels = pd.unique(df[CL].to_numpy()[rows])
+        return gamma, np.full((k, k), np.nan), n, n_units, len(labels), (np.asarray(labels), np.zeros((len(labels), k)))
     X2 = sp.csr_matrix((np.ones(inreg.sum()), (np.flatnonzero(inreg), c[inreg])), shape=(n, k))
     # Gamma = (X10' W X10)^-1 (X1' W X2): p x k, via the first-stage solver
     Zu, Zr = fs.z_rows(sample)
@@ -70,8 +76,8 @@ def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int)
     Zu0, Zr0 = Zu[u0], Zr[u0]
     proj = np.asarray(Zu0 @ gu + Zr0 @ gr)  # n0 x k
     e1 = fs.resid[rows][u0]
-    ccode, ncl = pd.factorize(df[CL].to_numpy()[rows])
-    ncl = len(ncl)
+    ccode, labels = pd.factorize(df[CL].to_numpy()[rows])
+    ncl = len(labels)
     psi = np.zeros((ncl, k))
     s2 = ws * e2
     for j in range(k):
@@ -92,7 +98,9 @@ def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int)
     meat = psi.T @ psi
     V = binv[:, None] * meat * binv[None, :]
     n_units = int(pd.unique(df[UNIT].to_numpy()[rows]).size)
-    return gamma, V, n, n_units, ncl
+    # cluster influence sums of the coefficients (Var = infl' infl), labelled
+    infl = (np.asarray(labels), psi * binv[None, :])
+    return gamma, V, n, n_units, ncl, infl
 
 
 def gardner(
@@ -101,6 +109,7 @@ def gardner(
     alpha: float = 0.05,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
     jackknife: bool = False,
+    variance: bool = True,
     **kwargs: Any,
 ) -> EstimateResult:
     """Two-stage DiD (see module docstring): ``overall`` and ``event_time`` rows. Call as
@@ -113,7 +122,8 @@ def gardner(
     ``jackknife``: overall and event-time SEs from the cluster jackknife (CV3, t(G - 1)
     intervals, :mod:`.jackknife`): the second-stage coefficients are weighted means of the
     first-stage residuals (disjoint dummies), so both stages without a cluster are exact
-    downdates (:func:`.imputation.imputation_jackknife`).
+    downdates (:func:`.imputation.imputation_jackknife`). ``variance=False``: point estimates
+    only (SEs NaN).
     """
     design, opts = design_args(data, args, kwargs)
     if opts:
@@ -125,7 +135,7 @@ def gardner(
     ok = fs.imputable
     # static second stage
     dcode = np.where(df[D].to_numpy() == 1, 0, -1)
-    g_s, V_s, n_s, nu_s, ncl_s = _second_stage(fs, ok, dcode, 1)
+    g_s, V_s, n_s, nu_s, ncl_s, infl_s = _second_stage(fs, ok, dcode, 1, variance)
     # event-study second stage
     ref = -1 - anticipation
     window = (
@@ -138,8 +148,11 @@ def gardner(
     inwin = np.isfinite(rel) & (rel >= window[0]) & (rel <= window[1])
     sample = ok & (~np.isfinite(rel) | inwin)
     pos = {e: i for i, e in enumerate(periods)}
-    ecode = np.array([pos.get(int(r), -1) if np.isfinite(r) else -1 for r in rel])
-    g_e, V_e, n_e, nu_e, ncl_e = _second_stage(fs, sample, ecode, len(periods))
+    lut = np.full(window[1] - window[0] + 1, -1)
+    for e, i in pos.items():
+        lut[e - window[0]] = i
+    ecode = np.where(inwin, lut[np.clip(np.nan_to_num(rel, nan=window[0]).astype(int), *window) - window[0]], -1)
+    g_e, V_e, n_e, nu_e, ncl_e, infl_e = _second_stage(fs, sample, ecode, len(periods), variance)
     se_e = np.sqrt(np.clip(np.diag(V_e), 0, None))
     have = np.isfinite(g_e)
     es = pd.DataFrame(
@@ -189,6 +202,9 @@ def gardner(
             f"event study: {n_out} treated observation(s) outside the window "
             f"{list(window)} left out of the second stage"
         )
+    labels, psi = align_psi([infl_s, (infl_e[0], infl_e[1][:, idx])])
+    boot_source = BootstrapSource("multiplier", ["att", *[f"e{e:+d}" for e in hv]], labels,
+                                  estimates=np.r_[g_s[0], g_e[idx]], psi=psi)
     return EstimateResult(
         "gardner",
         table,
@@ -210,4 +226,5 @@ def gardner(
         # stage): every imputable treated observation
         used=used_frame(panel, ok & (df[D].to_numpy() == 1),
                         event_time=np.where(inwin, rel, np.nan)),
+        boot_source=boot_source,
     )

@@ -56,7 +56,7 @@ from ifm_eval.estimators.design import (
     used_frame,
 )
 from ifm_eval.estimators.jackknife import apply_jackknife, jackknife_vcov
-from ifm_eval.estimators.results import EstimateResult, normal_inference
+from ifm_eval.estimators.results import BootstrapSource, EstimateResult, normal_inference
 from ifm_eval.estimators.twfe import fit_panel
 
 
@@ -381,8 +381,9 @@ def imputation_jackknife(fs: FirstStage, W1: sp.csr_matrix, cols: np.ndarray) ->
 
 def _pretrend_rows(
     panel: Panel, fs: FirstStage, lo: int, hi: int, alpha: float
-) -> pd.DataFrame | None:
-    """BJS Test 1: lead coefficients on the untreated observations (see ``imputation``)."""
+) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """BJS Test 1: lead coefficients on the untreated observations (see ``imputation``), and
+    their covariance (``{"event_times", "matrix"}``)."""
     d0 = fs.df.loc[fs.untreated]
     rel = d0[REL].to_numpy()
     names, leads, cols = [], [], []
@@ -406,7 +407,9 @@ def _pretrend_rows(
             "se": [se[n] for n, _ in got],
         }
     )
-    return rows.assign(**normal_inference(rows["estimate"], rows["se"], alpha))
+    idx = [fit.names.index(n) for n, _ in got]
+    vcov = {"event_times": [int(e) for _, e in got], "matrix": fit.vcov[np.ix_(idx, idx)].tolist()}
+    return rows.assign(**normal_inference(rows["estimate"], rows["se"], alpha)), vcov
 
 
 def imputation(
@@ -417,6 +420,7 @@ def imputation(
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
     leave_out: bool = False,
     jackknife: bool = False,
+    variance: bool = True,
     **kwargs: Any,
 ) -> EstimateResult:
     """BJS imputation estimator (see module docstring). Call as ``imputation(data, outcome,
@@ -463,7 +467,7 @@ def imputation(
     W1 = sp.csr_matrix((np.concatenate(vi), (np.concatenate(ri), np.concatenate(ci))),
                        shape=(len(fs.df), len(targets))) if ri else sp.csr_matrix((len(fs.df), len(targets)))
     est = np.asarray(W1.T @ np.nan_to_num(fs.resid)).ravel()
-    psi = bjs_variance(fs, W1, leave_out=leave_out)
+    psi = bjs_variance(fs, W1, leave_out=leave_out) if variance else np.full((1, W1.shape[1]), np.nan)
     V = psi.T @ psi
     se = np.sqrt(np.clip(np.diag(V), 0, None))
     kinds = [k for k, _, _ in targets]
@@ -492,6 +496,7 @@ def imputation(
         for kd, k in zip(kinds, keys, strict=False)
     ]
     table = table.assign(**normal_inference(table["estimate"], table["se"], alpha))
+    terms = list(table["term"])  # the columns of psi (before the pre-trend rows are added)
     jk_info: dict[str, Any] = {}
     if jackknife:
         cols = np.array([j for j, kd in enumerate(kinds) if kd in ("overall", "event_time")])
@@ -506,10 +511,12 @@ def imputation(
     es = [j for j, kd in enumerate(kinds) if kd == "event_time"]
     ev = [keys[j] for j in es]
     vcov = pd.DataFrame(V[np.ix_(es, es)], index=ev, columns=ev)
+    pre_vcov = None
     if pretrends and window is not None and window[0] <= -1 - anticipation:
         pre = _pretrend_rows(panel, fs, window[0], -1 - anticipation, alpha)
         if pre is not None:
-            table = pd.concat([pre, table], ignore_index=True)
+            table = pd.concat([pre[0], table], ignore_index=True)
+            pre_vcov = pre[1]
     n_used = int((fs.imputable).sum())
     t1 = (~fs.untreated) & fs.imputable
     rel = fs.df[REL].to_numpy()
@@ -540,8 +547,13 @@ def imputation(
             "headline": {"term": "att", "aggregation": "observations"},
             # cluster contributions to the headline's analytic variance (Var = sum psi_c^2)
             "headline_cluster_influence": psi[:, 0].tolist(),
+            # covariance of the pre-trend test's lead coefficients (BJS Test 1, CRV1)
+            "pretrend_vcov": pre_vcov,
             **jk_info,
         },
         vcov=vcov,
         used=used,
+        # the rows of psi follow bjs_variance's cluster coding (order of appearance)
+        boot_source=BootstrapSource("multiplier", terms, pd.factorize(fs.df[CL])[1].to_numpy(),
+                                    estimates=est, psi=psi),
     )

@@ -23,7 +23,10 @@ ALPHA = 0.05
 @dataclass(frozen=True)
 class Estimator:
     name: str
-    fit: Callable[[pd.DataFrame, Design, dict[str, Any]], EstimateResult]
+    #: ``fit(data, design, spec, headline_only=False)``; ``headline_only``: skip what the
+    #: headline estimate and its standard error do not need (e.g. imputation's separate
+    #: pre-trend regression)
+    fit: Callable[..., EstimateResult]
     label: str
 
 
@@ -39,20 +42,23 @@ def jackknife(spec: dict[str, Any]) -> bool:
     return spec["inference"]["type"] == "jackknife"
 
 
-def _twfe_static(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
+def _twfe_static(data: pd.DataFrame, design: Design, spec: dict[str, Any],
+        headline_only: bool = False) -> EstimateResult:
     from ifm_eval.estimators.twfe import twfe_static
 
     return twfe_static(data, design, alpha=ALPHA, jackknife=jackknife(spec))
 
 
-def _twfe_dynamic(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
+def _twfe_dynamic(data: pd.DataFrame, design: Design, spec: dict[str, Any],
+        headline_only: bool = False) -> EstimateResult:
     from ifm_eval.estimators.twfe import twfe_dynamic
 
     return twfe_dynamic(data, design, alpha=ALPHA, min_untreated_per_period=min_comparison_units(spec),
                         jackknife=jackknife(spec))
 
 
-def _sun_abraham(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
+def _sun_abraham(data: pd.DataFrame, design: Design, spec: dict[str, Any],
+        headline_only: bool = False) -> EstimateResult:
     from ifm_eval.estimators.sun_abraham import sun_abraham
 
     cg = {"not_yet_treated": "last_treated"}.get(design.control_group, design.control_group)
@@ -62,21 +68,24 @@ def _sun_abraham(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> Es
                        min_untreated_per_period=min_comparison_units(spec), jackknife=jackknife(spec))
 
 
-def _imputation(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
+def _imputation(data: pd.DataFrame, design: Design, spec: dict[str, Any],
+        headline_only: bool = False) -> EstimateResult:
     from ifm_eval.estimators.imputation import imputation
 
     return imputation(data, design, alpha=ALPHA, min_untreated_per_period=min_comparison_units(spec),
-                      leave_out=jackknife(spec), jackknife=jackknife(spec))
+                      leave_out=jackknife(spec), jackknife=jackknife(spec), pretrends=not headline_only)
 
 
-def _gardner(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
+def _gardner(data: pd.DataFrame, design: Design, spec: dict[str, Any],
+        headline_only: bool = False) -> EstimateResult:
     from ifm_eval.estimators.gardner import gardner
 
     return gardner(data, design, alpha=ALPHA, min_untreated_per_period=min_comparison_units(spec),
                    jackknife=jackknife(spec))
 
 
-def _callaway_santanna(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
+def _callaway_santanna(data: pd.DataFrame, design: Design, spec: dict[str, Any],
+        headline_only: bool = False) -> EstimateResult:
     from ifm_eval.estimators.callaway_santanna import callaway_santanna
 
     inf = spec["inference"]
@@ -105,9 +114,20 @@ ESTIMATORS: dict[str, Estimator] = {
 }
 
 
-def fit(data: pd.DataFrame, design: Design, spec: dict[str, Any]) -> EstimateResult:
-    """Estimate ``spec`` (normalised) with its design on ``data`` (already sampled)."""
+def fit(data: pd.DataFrame, design: Design, spec: dict[str, Any], headline_only: bool = False) -> EstimateResult:
+    """Estimate ``spec`` (normalised) with its design on ``data`` (already sampled); with
+    ``inference.bootstrap`` also the few-cluster bootstrap columns (:mod:`ifm_eval.inference`;
+    weights drawn for the sorted cluster labels of ``data``). ``headline_only``: the fast path
+    for repeated estimation (randomization inference): rows the headline and its standard
+    error (the spec's own inference) do not need may be missing."""
     est = spec["estimator"]
     if est not in ESTIMATORS:
         raise ValueError(f"unknown estimator {est!r} (one of {', '.join(ESTIMATORS)})")
-    return ESTIMATORS[est].fit(data, design, spec)
+    res = ESTIMATORS[est].fit(data, design, spec, headline_only=headline_only)
+    boot = spec["inference"].get("bootstrap")
+    if boot:
+        from ifm_eval.inference.bootstrap import apply_bootstrap
+
+        universe = data[design.cluster].dropna().to_numpy() if design.cluster else data[design.unit].to_numpy()
+        apply_bootstrap(res, boot, universe, ALPHA)
+    return res

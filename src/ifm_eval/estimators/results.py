@@ -39,6 +39,11 @@ TIDY_SCHEMA: dict[str, str] = {
     "cband_low": "float64",
     "cband_high": "float64",
     "p": "float64",
+    # few-cluster bootstrap beside the analytic inference (NaN where not requested):
+    # ifm_eval.inference (spec key inference.bootstrap)
+    "boot_p": "float64",
+    "boot_ci_low": "float64",
+    "boot_ci_high": "float64",
     "n_units": "Int64",
     "n_obs": "Int64",
     "n_clusters": "Int64",
@@ -50,6 +55,39 @@ KINDS: tuple[str, ...] = ("att_gt", "event_time", "group", "calendar", "overall"
 
 #: Packages whose versions are recorded in the metadata JSON.
 RECORDED_PACKAGES = ("ifm_eval", "numpy", "pandas", "scipy", "pyfixest", "pyarrow", "formulaic")
+
+
+@dataclass
+class BootstrapSource:
+    """What the few-cluster bootstrap of a result needs (:mod:`ifm_eval.inference`), set by
+    the estimator at no cost. ``kind`` ``"wcr"``: the regression ``fit`` (an
+    :class:`~ifm_eval.estimators.fe.FEFit`) and one restriction vector per term
+    (``restrictions``, m x k over ``fit.names``); ``"multiplier"``: the ``estimates`` and their
+    cluster influence sums ``psi`` (G x m, analytic ``Var = psi' psi``). ``clusters``: the
+    cluster label of each of the G clusters (the fit's cluster codes / ``psi`` rows), so that
+    every spec draws the same weight for the same cluster."""
+
+    kind: str
+    terms: list[str]
+    clusters: np.ndarray
+    fit: Any = None
+    restrictions: np.ndarray | None = None
+    estimates: np.ndarray | None = None
+    psi: np.ndarray | None = None
+
+
+def align_psi(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack cluster influence sums ``(labels_k, psi_k)`` (G_k x m_k) of different samples
+    into one (G x sum m_k) matrix over the union of the labels (zeros where a cluster has no
+    observation in a sample). Returns ``(labels, psi)``."""
+    labels = pd.Index(pd.unique(np.concatenate([np.asarray(lab) for lab, _ in parts]))).sort_values()
+    out = np.zeros((len(labels), sum(np.atleast_2d(p).shape[1] for _, p in parts)))
+    col = 0
+    for lab, p in parts:
+        p = np.atleast_2d(p)
+        out[labels.get_indexer(pd.Index(np.asarray(lab))), col:col + p.shape[1]] = p
+        col += p.shape[1]
+    return labels.to_numpy(), out
 
 
 @dataclass
@@ -78,6 +116,10 @@ class EstimateResult:
     #: the treated observations the estimate averaged over (unit, time, cohort, event_time
     #: row they count towards, weight, headline flag): see :func:`.design.used_frame`
     used: pd.DataFrame | None = None
+    #: what a bootstrap needs (see :class:`BootstrapSource`); None where not available
+    boot_source: BootstrapSource | None = None
+    #: bootstrap t-statistics under the null by term (B each), when a bootstrap ran
+    boot_draws: dict[str, np.ndarray] | None = None
 
     def rows(self, kind: str) -> pd.DataFrame:
         """Rows of one kind, indexed by their natural key where there is one."""

@@ -204,6 +204,10 @@ def run_model(
         "warnings": all_warns,
         "info": _jsonable(res.info),
         "alpha": ALPHA,
+        # the event-time covariance of the spec's inference (pre-trend tests, HonestDiD)
+        "vcov_event_time": None if res.vcov is None else {
+            "event_times": [int(e) for e in res.vcov.index],
+            "matrix": _jsonable(res.vcov.to_numpy(float).tolist())},
     }
     if result is not None:
         result.append(res)
@@ -212,6 +216,8 @@ def run_model(
         write_estimates(tidy, meta, pq, js)
         if len(out) > 2:
             used_table(res).to_parquet(out[2], index=False)
+        if len(out) > 3:
+            boot_table(res).to_parquet(out[3], index=False)
         log.info(
             "model %s: %d rows -> %s (%.1f s, %d warning(s))",
             name,
@@ -241,9 +247,23 @@ def used_table(res: EstimateResult) -> pd.DataFrame:
     return out.sort_values(["unit", "time", "event_time"], kind="stable", ignore_index=True)
 
 
+def boot_table(res: EstimateResult) -> pd.DataFrame:
+    """The headline's bootstrap t-statistics under the null (columns ``term``, ``draw``,
+    ``t_boot``; the observed t is in the metadata's ``info.bootstrap``); empty without a
+    bootstrap."""
+    term = (res.info.get("headline") or {}).get("term")
+    draws = res.boot_draws or {}
+    if term is None or term not in draws:
+        return pd.DataFrame({"term": pd.Series(dtype="str"), "draw": pd.Series(dtype="int64"),
+                             "t_boot": pd.Series(dtype="float64")})
+    tb = np.asarray(draws[term], dtype=float)
+    return pd.DataFrame({"term": term, "draw": np.arange(len(tb), dtype=np.int64), "t_boot": tb})
+
+
 def run(cfg: dict[str, Any], name: str, io: StageIO, strict: bool = False) -> None:
-    """The ``estimate`` job of model ``name``: input ``panel``; outputs ``tidy``, ``meta``
-    and ``used`` (the treated observations behind the estimates, under ``data/``)."""
-    io.require(inputs=("panel",), outputs=("tidy", "meta", "used"))
-    run_model(cfg, name, io.input("panel"), out=(io.output("tidy"), io.output("meta"), io.output("used")),
-              strict=strict)
+    """The ``estimate`` job of model ``name``: input ``panel``; outputs ``tidy``, ``meta``,
+    ``used`` (the treated observations behind the estimates, under ``data/``) and ``boot``
+    (the headline's bootstrap t-statistics, :func:`boot_table`)."""
+    io.require(inputs=("panel",), outputs=("tidy", "meta", "used", "boot"))
+    run_model(cfg, name, io.input("panel"),
+              out=(io.output("tidy"), io.output("meta"), io.output("used"), io.output("boot")), strict=strict)

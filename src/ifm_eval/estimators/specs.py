@@ -53,8 +53,14 @@ def spec_defaults() -> dict[str, Any]:
     props = _defs()["model_spec"]["properties"]
     out = {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
     inf = _defs()["model_inference"]["properties"]
-    out["inference"] = {k: copy.deepcopy(v["default"]) for k, v in inf.items()}
+    out["inference"] = {k: copy.deepcopy(v["default"]) for k, v in inf.items() if "default" in v}
     return out
+
+
+def bootstrap_defaults() -> dict[str, Any]:
+    """Defaults of ``inference.bootstrap`` (filled in when a spec asks for it)."""
+    props = _defs()["model_inference"]["properties"]["bootstrap"]["properties"]
+    return {k: copy.deepcopy(v["default"]) for k, v in props.items()}
 
 
 def spec_keys() -> tuple[str, ...]:
@@ -176,6 +182,8 @@ def normalise_spec(name: str, raw: dict[str, Any]) -> dict[str, Any]:
     for key, value in copy.deepcopy(raw).items():
         if key == "inference":
             spec["inference"].update(value)
+            if "bootstrap" in value:
+                spec["inference"]["bootstrap"] = {**bootstrap_defaults(), **value["bootstrap"]}
         else:
             spec[key] = value
     check_spec(name, raw, spec)

@@ -40,7 +40,7 @@ from ifm_eval.estimators.design import (
 )
 from ifm_eval.estimators.jackknife import apply_jackknife, jackknife_vcov
 from ifm_eval.estimators.results import EstimateResult, normal_inference
-from ifm_eval.estimators.twfe import fit_panel, jackknife_panel
+from ifm_eval.estimators.twfe import fit_panel, jackknife_panel, wcr_source
 
 
 def _control_cohort(
@@ -157,6 +157,7 @@ def sun_abraham(
     min_control_coverage: float = 0.5,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
     jackknife: bool = False,
+    variance: bool = True,
     **kwargs: Any,
 ) -> EstimateResult:
     """Interaction-weighted event study (see module docstring). Call as
@@ -292,7 +293,7 @@ def sun_abraham(
     rows_t = np.flatnonzero(treated.to_numpy())
     E = sp.csr_matrix((np.ones(len(rows_t)), (rows_t, code[rows_t])), shape=(len(df), len(cells)))
     panel.df = df  # the estimation sample
-    fit = fit_panel(panel, None, E, names)
+    fit = fit_panel(panel, None, E, names, vcov=variance)
     coef = fit.series()
     vfull = np.atleast_2d(fit.vcov)
     kept = [n for n in names if n in coef.index]
@@ -383,6 +384,10 @@ def sun_abraham(
     kept_codes = {names.index(n) for n in kept}
     in_kept = np.isin(code, list(kept_codes)) & in_cell & (df[REL].to_numpy() >= -anticipation)
     used = used_frame(panel, in_kept, headline=in_kept & (df[REL].to_numpy() >= 0))
+    combos = {f"e{e:+d}": {j: float(v) for j, v in zip(idx, Wm[i], strict=True) if v}
+              for i, e in enumerate(events)}
+    if np.isfinite(overall):
+        combos["att"] = {j: float(v) for j, v in zip(idx, wo, strict=True) if v}
     return EstimateResult(
         "sun_abraham",
         table,
@@ -393,4 +398,5 @@ def sun_abraham(
         info,
         vcov=pd.DataFrame(Vb, index=events, columns=events),
         used=used,
+        boot_source=wcr_source(fit, combos),
     )

@@ -33,15 +33,17 @@ from ifm_eval.estimators.design import (
 )
 from ifm_eval.estimators.fe import FEFit, cluster_jackknife, codes, feols
 from ifm_eval.estimators.jackknife import apply_jackknife, jackknife_vcov
-from ifm_eval.estimators.results import EstimateResult, normal_inference
+from ifm_eval.estimators.results import BootstrapSource, EstimateResult, normal_inference
 
 __all__ = ["default_window", "event_dummies", "fit_panel", "jackknife_panel", "twfe_dynamic", "twfe_static"]
 
 
 def fit_panel(panel: Panel, rows: np.ndarray | None, extra: sp.csr_matrix | np.ndarray | None,
-              extra_names: list[str], k_fixef: str = "nonnested", fe_coef: bool = False) -> FEFit:
+              extra_names: list[str], k_fixef: str = "nonnested", fe_coef: bool = False,
+              vcov: bool = True) -> FEFit:
     """FE regression of the outcome on ``extra`` regressors plus the covariates, on the rows
-    ``rows`` (bool mask over ``panel.df``; None = all)."""
+    ``rows`` (bool mask over ``panel.df``; None = all). ``vcov=False``: coefficients only
+    (the fast path of randomization inference)."""
     df = panel.df if rows is None else panel.df[rows]
     Xc, cnames = panel.regressors(df)
     if extra is not None and len(extra_names):
@@ -50,7 +52,7 @@ def fit_panel(panel: Panel, rows: np.ndarray | None, extra: sp.csr_matrix | np.n
     else:
         X = Xc
     fit = feols(df[Y].to_numpy(), X, panel.fe(rows), [*extra_names, *cnames],
-                cluster=df[CL].to_numpy(), k_fixef=k_fixef, fe_coef=fe_coef)
+                cluster=df[CL].to_numpy(), k_fixef=k_fixef, fe_coef=fe_coef, vcov=vcov)
     lost_cov = [panel.label(c) for c in fit.dropped if c in panel.covariates]
     if lost_cov and not any(":" in c for c in lost_cov):
         panel.warnings.append(f"covariate(s) {lost_cov} collinear with the fixed effects; dropped")
@@ -88,6 +90,18 @@ def jackknife_panel(panel: Panel, rows: np.ndarray | None, extra: sp.csr_matrix 
     return jk.theta[:k], minus, ccode
 
 
+def wcr_source(fit: FEFit, combos: dict[str, dict[int, float]]) -> BootstrapSource | None:
+    """The WCR source of ``fit``: per term, a linear combination {coefficient index:
+    weight} of its coefficients."""
+    if fit.design is None or not combos:
+        return None
+    R = np.zeros((len(combos), len(fit.coef)))
+    for i, combo in enumerate(combos.values()):
+        for j, v in combo.items():
+            R[i, j] = v
+    return BootstrapSource("wcr", list(combos), fit.design.labels, fit=fit, restrictions=R)
+
+
 def _check_full(panel: Panel, full: np.ndarray, estimate: np.ndarray) -> None:
     """Warn if the jackknife's full-sample solve does not reproduce the estimates."""
     gap = float(np.nanmax(np.abs(full - estimate))) if len(full) else 0.0
@@ -103,21 +117,23 @@ def _coef_rows(fit: FEFit, panel: Panel, rename: dict[str, str]) -> pd.DataFrame
 
 
 def twfe_static(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: str = "nonnested",
-                jackknife: bool = False, **kwargs: Any) -> EstimateResult:
+                jackknife: bool = False, variance: bool = True, **kwargs: Any) -> EstimateResult:
     """Static TWFE: ``y_it = a_i + l_t + b * D_it (+ X_it'c) + e_it``, D = post(g - anticipation).
 
     Call as ``twfe_static(data, outcome, unit, time, cohort, covariates=..., ...)`` or
     ``twfe_static(data, design)``. The ``overall`` row is ``b``; every regression coefficient
     (not the covariate x period slopes) is also returned as a ``coefficient`` row.
     ``jackknife``: the treatment coefficient's SE is the cluster jackknife's (CV3) with a
-    t(G - 1) interval (:mod:`.jackknife`).
+    t(G - 1) interval (:mod:`.jackknife`). ``variance=False``: the coefficient only (SEs NaN;
+    the fast path of randomization inference), likewise in :func:`twfe_dynamic` and
+    :func:`~.sun_abraham.sun_abraham`.
     """
     design, opts = design_args(data, args, kwargs)
     if opts:
         raise TypeError(f"unexpected option(s) {sorted(opts)}")
     panel = prepare_panel(data, design)
     df = panel.df
-    fit = fit_panel(panel, None, df[[D]].to_numpy(), ["treated"], k_fixef)
+    fit = fit_panel(panel, None, df[[D]].to_numpy(), ["treated"], k_fixef, vcov=variance)
     coefs = _coef_rows(fit, panel, {})
     coefs = coefs[~coefs["term"].str.contains(":t", regex=False)]
     if "treated" not in fit.names:
@@ -132,11 +148,13 @@ def twfe_static(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: st
         _check_full(panel, full[[0] * len(rows)], table.loc[rows, "estimate"].to_numpy(float))
         info = apply_jackknife(table, rows, minus[:, [0] * len(rows)], alpha)
     post = df[D].to_numpy() == 1
+    jt = fit.names.index("treated")
     return EstimateResult(
         "twfe_static", table, panel.n_units, fit.n, fit.n_clusters, panel.warnings,
         info={"coefficients": dict(zip(coefs["term"], coefs["estimate"], strict=True)),
               "headline": {"term": "att", "aggregation": "observations"}, **info},
         used=used_frame(panel, post),
+        boot_source=wcr_source(fit, {"att": {jt: 1.0}, "treated": {jt: 1.0}}),
     )
 
 
@@ -171,7 +189,7 @@ def default_window(panel: Panel) -> tuple[int, int]:
 
 def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: str = "nonnested",
                  min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
-                 jackknife: bool = False, **kwargs: Any) -> EstimateResult:
+                 jackknife: bool = False, variance: bool = True, **kwargs: Any) -> EstimateResult:
     """Dynamic TWFE event study with binned endpoints.
 
     Regresses the outcome on relative-period dummies e in the event window (default: all
@@ -221,7 +239,10 @@ def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: s
     rb = binned(sub[REL].to_numpy(float), window)
     periods = [e for e in range(window[0], window[1] + 1) if e != ref]
     pos = {e: j for j, e in enumerate(periods)}
-    col = np.array([pos.get(int(r), -1) if np.isfinite(r) else -1 for r in rb])
+    lut = np.full(window[1] - window[0] + 1, -1)
+    for e, j in pos.items():
+        lut[e - window[0]] = j
+    col = np.where(np.isfinite(rb), lut[np.nan_to_num(rb, nan=window[0]).astype(int) - window[0]], -1)
     present = sorted(set(col[col >= 0].tolist()))
     empty = [_et_name(periods[j]) for j in range(len(periods)) if j not in set(present)]
     if empty:
@@ -230,7 +251,7 @@ def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: s
     rows = np.flatnonzero(col >= 0)
     E = sp.csr_matrix((np.ones(len(rows)), (rows, [remap[c] for c in col[rows]])), shape=(len(sub), len(present)))
     names = [_et_name(periods[j]) for j in present]
-    fit = fit_panel(panel, ok, E, names, k_fixef)
+    fit = fit_panel(panel, ok, E, names, k_fixef, vcov=variance)
     et_of = {_et_name(e): e for e in periods}
     got = [c for c in fit.names if c in et_of]
     idx = [fit.names.index(c) for c in got]
@@ -270,6 +291,9 @@ def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: s
     treated = ok & (df[D].to_numpy() == 1)
     e_bin = binned(df[REL].to_numpy(float), window)
     post_events = [e for e in events if e >= 0]
+    combos = {f"e{e:+d}": {j: 1.0} for e, j in zip(events, idx, strict=True)}
+    if wv.sum() > 0:
+        combos["dynamic"] = {j: float(v) for j, v in zip(idx, wv, strict=True) if v}
     return EstimateResult(
         "twfe_dynamic", table, panel.n_units, fit.n, fit.n_clusters, panel.warnings,
         info={"window": list(window), "reference": ref, "binned_endpoints": True,
@@ -278,5 +302,6 @@ def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: s
               **jk_info},
         vcov=vcov,
         used=used_frame(panel, treated, event_time=e_bin),
+        boot_source=wcr_source(fit, combos),
     )
 

@@ -55,8 +55,8 @@ def replicate_specs(cfg: dict[str, Any], models: list[str] | None = None,
                     analytic: bool = False) -> dict[str, dict[str, Any]]:
     """The specifications a replicate estimates: the named ones, default every ``role:
     main`` spec, each with its own inference, except that bootstrap inference is replaced by
-    analytic inference unless the Monte Carlo config asks to keep it
-    (``monte_carlo.bootstrap``). ``analytic``: every spec with analytic inference (the
+    analytic inference and the few-cluster bootstrap (``inference.bootstrap``) is left out
+    unless the Monte Carlo config asks to keep them (``monte_carlo.bootstrap``). ``analytic``: every spec with analytic inference (the
     speed benchmark's reference)."""
     from ifm_eval.estimators.specs import expand_models
 
@@ -71,6 +71,8 @@ def replicate_specs(cfg: dict[str, Any], models: list[str] | None = None,
         s = copy.deepcopy(specs[n])
         if analytic or (not keep_boot and s["inference"]["type"] == "bootstrap"):
             s["inference"] = {**s["inference"], "type": "analytic"}
+        if not keep_boot:  # the few-cluster bootstrap columns are not what a replicate measures
+            s["inference"].pop("bootstrap", None)
         out[n] = s
     return out
 
