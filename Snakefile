@@ -48,6 +48,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/estimate.smk"
 include: "workflow/rules/outputs.smk"
 include: "workflow/rules/montecarlo.smk"
+include: "workflow/rules/credibility.smk"
 
 
 rule all:
@@ -59,3 +60,4 @@ rule all:
         P.processed_path(CFG, "data_quality"),
         estimate_outputs(CFG),
         OUTPUT_TARGETS,
+        [str(p) for rule_out in CRED.values() for p in rule_out.values()],

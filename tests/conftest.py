@@ -56,6 +56,7 @@ def small_workflow(tmp_path_factory):
         "cluster": "kreis",
         "outcome": "rate_employment",
         "role": "main",
+        "inference": {"type": "analytic", "bootstrap": {"draws": 499}},
     }
     cfg["models"] = {
         "twfe_static_rate_employment": {**base, "estimator": "twfe_static"},
@@ -68,6 +69,9 @@ def small_workflow(tmp_path_factory):
     }
     # the Monte Carlo and power rules are part of `all`: two replicates per design keep it small
     cfg["monte_carlo"] = {"k": 2, "designs": ["effects", "zero"], "power": {"max_hazard_ratio": [1.5], "k": 2}}
+    # the credibility rules are part of `all` too: few permutations, a small HonestDiD grid
+    cfg["credibility"] = {"randomization": {"draws": 9}, "pretrends": {"power": [0.5, 0.8]},
+                          "honest_did": {"pre_periods": 3, "mbar": [0, 1], "m": [0, 0.05], "targets": ["headline", 0]}}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     proc = run_snakemake(work)
     return work, cfg, proc

@@ -356,7 +356,66 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
         encoding="utf-8",
     )
     _fake_replicates(cfg, specs, rng)
+    _fake_credibility(cfg, specs, rng)
     return validate_config(cfg)
+
+
+def _fake_credibility(cfg: dict, specs: dict, rng: np.random.Generator) -> None:
+    """The credibility rules' tables and figures (workflow/rules/credibility.smk) for the
+    main specs, with the columns the report chapter reads."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = OT.credibility_outputs(cfg)
+    main = {n: s for n, s in specs.items() if s.get("role") == "main"}
+    inf, wald, power, hon, brk = [], [], [], [], []
+    for n, s in main.items():
+        est = float(rng.normal(1, 0.3))
+        inf.append({"model": n, "estimator": s["estimator"], "outcome": s["outcome"], "term": "att", "estimate": est,
+                    "inference": "cluster_jackknife", "se": 0.4, "p": 0.02, "ci_low": est - 0.8, "ci_high": est + 0.8,
+                    "boot_method": "wcr", "boot_weights": "webb", "boot_draws": 999, "boot_p": 0.2,
+                    "boot_ci_low": est - 0.9, "boot_ci_high": est + 0.9, "ri_draws": 19, "p_randomization": 0.05,
+                    "p_romano_wolf": 0.06, "rw_note": "joint over 3 outcomes"})
+        base = {"model": n, "estimator": s["estimator"], "outcome": s["outcome"], "reference": -1, "n_pre": 11,
+                "n_post": 13, "source": "as estimated", "note": None}
+        wald.append({**base, "wald": 12.0, "df": 11, "p_wald": 0.36, "max_abs_t_pre": 1.5, "passes_pretest": True})
+        for pw, slope in ((0.5, 0.05), (0.8, 0.08)):
+            power.append({**base, "target_power": pw, "slope": slope, "power": pw, "bayes_factor": 0.5,
+                          "likelihood_ratio": 0.1, "bias_headline": slope * 7, "bias_headline_after_pretest": slope * 6,
+                          "estimate_headline": est})
+        for restr, ms in (("relative_magnitude", (0, 1, 2)), ("smoothness", (0, 0.05))):
+            hon.append({**base, "target": "headline", "estimate": est, "restriction": "none", "method": "Original",
+                        "m": np.nan, "lb": est - 0.8, "ub": est + 0.8})
+            for m in ms:
+                hon.append({**base, "target": "headline", "estimate": est, "restriction": restr, "method": "C-LF",
+                            "m": m, "lb": est - 0.8 - m, "ub": est + 0.8 + m})
+            brk.append({**base, "target": "headline", "estimate": est, "restriction": restr, "original_lb": est - 0.8,
+                        "original_ub": est + 0.8, "breakdown": 0.4, "seconds": 1.0})
+    frames = {
+        (out["credibility_inference"]["table"]): pd.DataFrame(inf),
+        (out["pretrends"]["table"]): pd.DataFrame(wald),
+        (out["pretrends"]["power"]): pd.DataFrame(power),
+        (out["honest_did"]["table"]): pd.DataFrame(hon),
+        (out["honest_did"]["breakdown"]): pd.DataFrame(brk),
+        (out["twfe_diagnostics"]["bacon_summary"]): pd.DataFrame(
+            {"type": ["earlier_vs_later", "later_vs_earlier"], "weight": [0.4, 0.6], "avg_est": [0.9, -1.3],
+             "model": "twfe_static_employment", "outcome": "rate_employment", "twfe": -0.42, "n_units": 70, "n_periods": 60}),
+        (out["twfe_diagnostics"]["weights"]): pd.DataFrame(
+            [{"model": "twfe_static_employment", "outcome": "rate_employment", "twfe": -0.42, "n_treated_cells": 900,
+              "n_positive": 600, "n_negative": 300, "n_zero": 0, "sum_positive": 1.4, "sum_negative": -0.4,
+              "sum_weights": 1.0, "sum_w_tau": -1.0, "att_tau": 3.9}]),
+    }
+    for path, df in frames.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.insert(0, "data_source", "SYNTHETISCHE DATEN / SYNTHETIC DATA")
+        df.to_csv(path, index=False)
+    for rule in ("credibility_inference", "twfe_diagnostics", "honest_did"):
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1], [0, 1])
+        fig.savefig(out[rule]["figure"])
+        plt.close(fig)
 
 
 #: the fake Monte Carlo: designs and seeds of the replicate rows (monte_carlo.k = 4)
@@ -452,9 +511,11 @@ def stage_io(cfg: dict, stage: str) -> StageIO:
         html, pdf = OT.report_paths(cfg)
         truth = {"truth": P.truth_path(cfg), **truth_counts} if synthetic else {}
         rel_tables, rel_figures = OT.reliability_report_inputs(cfg)
-        return StageIO.of(stage, {"figures": OT.figure_paths(cfg, models) + OT.descriptive_figure_paths(cfg) + rel_figures,
+        cred_tables, cred_figures = OT.credibility_report_inputs(cfg)
+        return StageIO.of(stage, {"figures": OT.figure_paths(cfg, models) + OT.descriptive_figure_paths(cfg) + rel_figures
+                                  + cred_figures,
                                   "tables": OT.table_paths(cfg, "csv") + [tab / "descriptives_comparison.csv", tab / "descriptives_shares.csv"]
-                                  + rel_tables,
+                                  + rel_tables + cred_tables,
                                   **estimates, "panel": P.processed_path(cfg, "panel"), **truth},
                           {"html": html, "pdf": pdf})
     raise KeyError(stage)

@@ -134,6 +134,22 @@ def _mc(stage: str) -> Handler:
     return handler
 
 
+def _randomization(cfg, io, a):
+    from ifm_eval.credibility.inference_stage import randomization
+
+    randomization(cfg, io, a.estimator)
+
+
+def _cred(module: str, stage: str) -> Handler:
+    def handler(cfg, io, a):
+        import importlib
+
+        return getattr(importlib.import_module(f"ifm_eval.credibility.{module}"), stage)(cfg, io, a)
+
+    handler.__name__ = f"_{stage}"
+    return handler
+
+
 def _outputs(stage: str) -> Handler:
     def handler(cfg, io, a):
         from ifm_eval.outputs import stages
@@ -176,6 +192,20 @@ COMMANDS: tuple[Command, ...] = (
     Command("monte-carlo", _mc("monte_carlo"),
             "summarise the replicates: bias, RMSE, calibration, coverage, size per estimator x outcome"),
     Command("power", _mc("power"), "analytic MDE of the main specs and the simulated power curve"),
+    Command("randomization", _randomization,
+            "randomization inference: one estimator's diagnosed specs on permuted start months (Verbände)",
+            (_opt("--estimator", required=True, help="estimator of the diagnosed specs"),)),
+    Command("credibility-inference", _cred("inference_stage", "credibility_inference"),
+            "analytic, bootstrap, randomization and Romano-Wolf p-values of the diagnosed specs"),
+    Command("pretrends", _cred("diagnostics_stage", "pretrends"),
+            "joint pre-trend Wald tests and the power of the pre-test (Roth 2022) of the event studies"),
+    Command("twfe-diagnostics", _cred("diagnostics_stage", "twfe_diagnostics"),
+            "Goodman-Bacon decomposition and de Chaisemartin-D'Haultfoeuille weights of the static TWFE"),
+    Command("honest-did-model", _cred("sensitivity_stage", "honest_did_model"),
+            "HonestDiD sensitivity (Rambachan & Roth 2023) of one main event study",
+            (_opt("--model", required=True, help="diagnosed spec name"),)),
+    Command("honest-did", _cred("sensitivity_stage", "honest_did_stage"),
+            "HonestDiD tables and figure of the main event studies (from the per-spec jobs)"),
     Command("descriptives", _outputs("descriptives"),
             "replicate the short report's charts + comparison with the published shares"),
     Command("figures", _outputs("figures"),

@@ -17,7 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-SECTIONS = ("seed", "data", "panel", "ingest", "synth", "disclosure", "report", "models", "monte_carlo")
+SECTIONS = ("seed", "data", "panel", "ingest", "synth", "disclosure", "report", "models", "monte_carlo",
+            "credibility")
 REQUIRED = ("seed", "data", "panel", "synth")
 
 

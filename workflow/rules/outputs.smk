@@ -177,13 +177,14 @@ rule tables:
 
 
 REL_TABLES, REL_FIGURES = OT.reliability_report_inputs(CFG)
+CRED_TABLES, CRED_FIGURES = OT.credibility_report_inputs(CFG)
 
 
 rule report:
     input:
-        figures=OT.figure_paths(CFG, MODELS) + OT.descriptive_figure_paths(CFG) + REL_FIGURES,
+        figures=OT.figure_paths(CFG, MODELS) + OT.descriptive_figure_paths(CFG) + REL_FIGURES + CRED_FIGURES,
         tables=OT.table_paths(CFG, "csv") + [OUT_TAB / "descriptives_comparison.csv", OUT_TAB / "descriptives_shares.csv"]
-        + REL_TABLES,
+        + REL_TABLES + CRED_TABLES,
         tidy=estimate_tidy(CFG),
         meta=estimate_meta(CFG),
         panel=P.processed_path(CFG, "panel"),

@@ -132,6 +132,32 @@ def power_outputs(cfg: dict[str, Any]) -> dict[str, Path]:
             "power_figure": d / "power_curve.png", "power_pdf": d / "power_curve.pdf"}
 
 
+def credibility_outputs(cfg: dict[str, Any]) -> dict[str, dict[str, Path]]:
+    """The outputs of the credibility rules (``credibility_inference``, ``pretrends``,
+    ``twfe_diagnostics``, ``honest_did``), by rule; tables are read by the report by stem."""
+    inf, diag, sens = (results_dir(cfg) / d for d in ("inference", "diagnostics", "sensitivity"))
+    return {
+        "credibility_inference": {"table": inf / "inference.csv", "ri_draws": inf / "randomization_draws.csv",
+                                  "figure": inf / "randomization.png", "pdf": inf / "randomization.pdf"},
+        "pretrends": {"table": diag / "pretrends.csv", "power": diag / "pretrend_power.csv"},
+        "twfe_diagnostics": {"bacon": diag / "bacon.csv", "bacon_summary": diag / "bacon_summary.csv",
+                             "weights": diag / "twfe_weights.csv", "figure": diag / "bacon.png",
+                             "pdf": diag / "bacon.pdf"},
+        "honest_did": {"table": sens / "honest_did.csv", "breakdown": sens / "honest_did_breakdown.csv",
+                       "figure": sens / "honest_did.png", "pdf": sens / "honest_did.pdf"},
+    }
+
+
+def credibility_report_inputs(cfg: dict[str, Any]) -> tuple[list[Path], list[Path]]:
+    """(tables, figures) of the credibility rules that the report's chapter reads."""
+    o = credibility_outputs(cfg)
+    tables = [o["credibility_inference"]["table"], o["pretrends"]["table"], o["pretrends"]["power"],
+              o["twfe_diagnostics"]["bacon_summary"], o["twfe_diagnostics"]["weights"],
+              o["honest_did"]["table"], o["honest_did"]["breakdown"]]
+    figures = [o["credibility_inference"]["figure"], o["twfe_diagnostics"]["figure"], o["honest_did"]["figure"]]
+    return tables, figures
+
+
 def reliability_report_inputs(cfg: dict[str, Any]) -> tuple[list[Path], list[Path]]:
     """(tables, figures) of the Monte Carlo and power rules that the report's reliability
     chapter reads (:mod:`ifm_eval.outputs.report.reliability`)."""

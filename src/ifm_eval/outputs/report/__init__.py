@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ifm_eval.outputs.report import reliability  # noqa: F401  (registers its chapter)
+from ifm_eval.outputs.report import credibility, reliability  # noqa: F401  (register their chapters)
 from ifm_eval.outputs.report.content import SECTION_BUILDERS, build_sections, register_section
 from ifm_eval.outputs.report.context import Context, load_context
 from ifm_eval.outputs.report.document import Block, Section
