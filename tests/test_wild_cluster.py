@@ -33,13 +33,18 @@ def _fit(df: pd.DataFrame):
 
 
 @pytest.mark.parametrize("G", [8, 12])
-def test_wcr_equals_wildboottest_full_enumeration(G):
+def test_wcr_equals_wildboottest_full_enumeration(G, monkeypatch):
     """With G <= 12 both enumerate all 2^G Rademacher vectors (same order): the bootstrap
     t-statistics agree draw by draw, and so does the p-value. The two vectors v = +-1
     reproduce the sample (|t*| = |t| exactly in exact arithmetic): wildboottest's strict
     ``|t| < |t*|`` counts them or not by rounding, ours treats them as ties (not counted)."""
     pf = pytest.importorskip("pyfixest")
     wb = pytest.importorskip("wildboottest.wildboottest")
+    import numba
+
+    # ifm_eval.cli pins NUMBA_NUM_THREADS=1 in the environment when imported (by earlier tests);
+    # numba refuses a value that differs from its pool's once threads run: keep its own
+    monkeypatch.setenv("NUMBA_NUM_THREADS", str(numba.config.NUMBA_NUM_THREADS))
     df = _panel(G)
     fit = _fit(df)
     m = pf.feols("y ~ x1 + x2 | u + t", df, vcov={"CRV1": "cl"})

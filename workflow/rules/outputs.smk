@@ -224,6 +224,7 @@ rule check_disclosure:
             *estimate_tidy(CFG),
             *OT.montecarlo_outputs(CFG).values(),
             *OT.power_outputs(CFG).values(),
+            *[p for rule_out in OT.credibility_outputs(CFG).values() for p in rule_out.values()],
         ],
         code=module_files("outputs/disclosure.py", "outputs/stages.py", "cli.py", "stage_io.py"),
     output:

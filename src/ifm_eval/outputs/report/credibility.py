@@ -144,6 +144,10 @@ def _honest(ctx: Context, s: Section) -> None:
             if r.original_lb <= 0 <= r.original_ub:
                 items.append(ctx.s("cred.honest_zero", outcome=label(o, ctx.lang), estimator=label(r.estimator, ctx.lang),
                                    restriction=ctx.s(f"cred.restriction.{r.restriction}")))
+            elif float(r.breakdown) == 0:
+                items.append(ctx.s("cred.honest_zero_robust", outcome=label(o, ctx.lang),
+                                   estimator=label(r.estimator, ctx.lang),
+                                   restriction=ctx.s(f"cred.restriction.{r.restriction}")))
             else:
                 items.append(ctx.s(f"cred.honest_{r.restriction}", outcome=label(o, ctx.lang),
                                    estimator=label(r.estimator, ctx.lang), value=_breakdown(ctx, r.breakdown)))
