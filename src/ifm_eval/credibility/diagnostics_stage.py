@@ -97,18 +97,18 @@ def pretrends(cfg: dict[str, Any], io: StageIO, args: Any = None) -> pd.DataFram
     return table
 
 
-def balanced_sample(panel: pd.DataFrame, spec: dict[str, Any], outcome: str) -> tuple[pd.DataFrame, str, str | None]:
+def balanced_sample(panel: pd.DataFrame, spec: dict[str, Any], outcome: str) -> tuple[pd.DataFrame, str]:
     """The static TWFE's sample for the decompositions: the spec's sample and cohort
     column, municipalities observed with the outcome in every month of it (Goodman-Bacon's
-    formulas need a balanced panel); unweighted, without covariates. Returns (data, cohort
-    column, weight column or None)."""
+    formulas need a balanced panel); decomposed unweighted, without covariates. Returns
+    (data, cohort column)."""
     from ifm_eval.estimators.runner import prepare_data
 
     data, gcol, _ = prepare_data(panel, {**spec, "outcome": outcome})
     data = data[data[outcome].notna()]
     months = data["t"].nunique()
     full = data.groupby("ags")["t"].transform("nunique") == months
-    return data[full].copy(), gcol, None
+    return data[full].copy(), gcol
 
 
 def twfe_diagnostics(cfg: dict[str, Any], io: StageIO, args: Any = None) -> pd.DataFrame:
@@ -137,8 +137,8 @@ def twfe_diagnostics(cfg: dict[str, Any], io: StageIO, args: Any = None) -> pd.D
     decs, sums, wrows = [], [], []
     for name, spec in specs.items():
         out = spec["outcome"]
-        data, gcol, wcol = balanced_sample(panel, spec, out)
-        dec = bacon_decomposition(data, out, "ags", "t", gcol, weights=wcol)
+        data, gcol = balanced_sample(panel, spec, out)
+        dec = bacon_decomposition(data, out, "ags", "t", gcol)
         beta = float(dec.attrs["twfe"])
         decs.append(dec.assign(model=name, outcome=out))
         sm = bacon_summary(dec).assign(model=name, outcome=out, twfe=beta, n_units=int(data["ags"].nunique()),

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 #: estimators with an event study (event-time rows and covariance)
@@ -54,21 +53,3 @@ def headline_row(tidy: pd.DataFrame, meta: dict[str, Any]) -> pd.Series | None:
     term = ((meta.get("info") or {}).get("headline") or {}).get("term")
     sel = tidy[(tidy["spec"] == meta["model"]) & (tidy["kind"] == "overall") & (tidy["term"] == term)]
     return sel.iloc[0] if len(sel) else None
-
-
-def event_study(tidy: pd.DataFrame, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(event_times, beta, sigma)`` of a spec's estimated event-time coefficients (the
-    reference omitted), from its tidy rows and the metadata's ``vcov_event_time`` (the
-    covariance of the spec's own inference); None without one."""
-    vc = meta.get("vcov_event_time")
-    if not vc:
-        return None
-    et = np.asarray(vc["event_times"], dtype=int)
-    S = np.asarray(vc["matrix"], dtype=float)
-    rows = tidy[(tidy["spec"] == meta["model"]) & (tidy["kind"] == "event_time") & (tidy["term"] != "reference")]
-    est = rows.set_index(rows["event_time"].astype(int))["estimate"]
-    keep = np.array([e in est.index and np.isfinite(est[e]) for e in et]) & np.isfinite(np.diag(S))
-    if not keep.any():
-        return None
-    et = et[keep]
-    return et, est.loc[et].to_numpy(float), S[np.ix_(keep, keep)]

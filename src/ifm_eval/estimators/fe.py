@@ -39,10 +39,16 @@ SCHUR_RTOL = 1e-11
 COLLIN_TOL = 1e-10
 
 
+def coded(values: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes 0..n-1 of ``values`` and the sorted levels they index."""
+    c, lev = pd.factorize(pd.Series(values), sort=True)
+    return c.astype(np.int64), np.asarray(lev)
+
+
 def codes(values: np.ndarray | pd.Series) -> tuple[np.ndarray, int]:
     """Integer codes 0..n-1 of ``values`` (sorted levels) and the number of levels."""
-    c, lev = pd.factorize(pd.Series(values), sort=True)
-    return c.astype(np.int64), len(lev)
+    c, lev = coded(values)
+    return c, len(lev)
 
 
 class TwoWayFE:
@@ -207,13 +213,12 @@ def nested_in(inner: np.ndarray, outer: np.ndarray) -> bool:
 
 def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray | None = None,
           k_fixef: str = "nonnested", collin_tol: float = COLLIN_TOL, fe_coef: bool = False,
-          all_collinear_ok: bool = False, vcov: bool = True) -> FEFit:
+          all_collinear_ok: bool = False) -> FEFit:
     """Weighted two-way FE regression of ``y`` on ``X`` (n x k, dense or sparse) with
     cluster-robust CRV1 standard errors (clusters ``cluster``; None = the units).
 
     ``k_fixef``: ``"nonnested"`` (default) or ``"full"`` (see module doc). With
-    ``fe_coef`` the unit and period effects of ``y - X b`` are returned too. ``vcov=False``:
-    coefficients only (no bread, scores or covariance: NaN; no bootstrap design).
+    ``fe_coef`` the unit and period effects of ``y - X b`` are returned too.
     """
     if k_fixef not in ("nonnested", "full"):
         raise ValueError("k_fixef must be 'nonnested' or 'full'")
@@ -243,13 +248,7 @@ def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray 
         raise ValueError("All variables are collinear with the fixed effects")
     kept_names = [names[j] for j in keep]
     dropped = [names[j] for j in np.flatnonzero(excl)]
-    if len(keep) and not vcov:
-        beta = np.linalg.solve(G[np.ix_(keep, keep)], g[keep])
-        bread = np.full((len(keep), len(keep)), np.nan)
-        Xk = Xs[:, keep]
-        xb = np.asarray(Xk @ beta).ravel()
-        e = y_t - (xb - (Ax[:, keep] @ beta)[fe.u] - (Lx[:, keep] @ beta)[fe.t])
-    elif len(keep):
+    if len(keep):
         Gk = G[np.ix_(keep, keep)]
         bread = np.linalg.inv(Gk)
         bread = (bread + bread.T) / 2
@@ -268,8 +267,8 @@ def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray 
         labels = np.arange(fe.n_u)
         unit_nested = True
     else:
-        ccode, ncl = codes(cluster)
-        labels = pd.Index(pd.unique(np.asarray(cluster))).sort_values().to_numpy()
+        ccode, labels = coded(cluster)
+        ncl = len(labels)
         unit_nested = nested_in(fe.u, ccode)
     time_nested = nested_in(fe.t, ccode)
     n_u = int((np.bincount(fe.u, minlength=fe.n_u) > 0).sum())  # levels in the sample
@@ -283,9 +282,7 @@ def feols(y: np.ndarray, X, fe: TwoWayFE, names: list[str], cluster: np.ndarray 
     ssc = (ncl / (ncl - 1) if ncl > 1 else 1.0) * (n - 1) / max(n - df_k, 1)
     scores = None
     design = None
-    if len(keep) and not vcov:
-        V = np.full((len(keep), len(keep)), np.nan)
-    elif len(keep):
+    if len(keep):
         design = FEDesign(Xk, Ax[:, keep], Lx[:, keep], fe, ccode, int(ncl), labels)
         S = design.scores(e)
         scores = S

@@ -42,12 +42,10 @@ from ifm_eval.estimators.results import BootstrapSource, EstimateResult, align_p
 from ifm_eval.estimators.twfe import default_window
 
 
-def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int, variance: bool = True):
+def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int):
     """Second stage on disjoint dummies: coefficients and GMM-corrected covariance.
 
     ``codes`` (over all rows) gives each row's regressor (0..k-1) or -1 (omitted).
-    ``variance=False``: coefficients only (covariance NaN; the fast path of randomization
-    inference).
     """
     df = fs.df
     w = df[W].to_numpy(float)
@@ -63,10 +61,6 @@ def _second_stage(fs: FirstStage, sample: np.ndarray, codes: np.ndarray, k: int,
     fitted = np.where(inreg, gamma[np.where(inreg, c, 0)], 0.0)
     e2 = ytil[rows] - fitted
     n = len(rows)
-    if not variance:
-        n_units = int(pd.unique(df[UNIT].to_numpy()[rows]).size)
-        labels = pd.unique(df[CL].to_numpy()[rows])
-        return gamma, np.full((k, k), np.nan), n, n_units, len(labels), (np.asarray(labels), np.zeros((len(labels), k)))
     X2 = sp.csr_matrix((np.ones(inreg.sum()), (np.flatnonzero(inreg), c[inreg])), shape=(n, k))
     # Gamma = (X10' W X10)^-1 (X1' W X2): p x k, via the first-stage solver
     Zu, Zr = fs.z_rows(sample)
@@ -109,7 +103,6 @@ def gardner(
     alpha: float = 0.05,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
     jackknife: bool = False,
-    variance: bool = True,
     **kwargs: Any,
 ) -> EstimateResult:
     """Two-stage DiD (see module docstring): ``overall`` and ``event_time`` rows. Call as
@@ -122,8 +115,7 @@ def gardner(
     ``jackknife``: overall and event-time SEs from the cluster jackknife (CV3, t(G - 1)
     intervals, :mod:`.jackknife`): the second-stage coefficients are weighted means of the
     first-stage residuals (disjoint dummies), so both stages without a cluster are exact
-    downdates (:func:`.imputation.imputation_jackknife`). ``variance=False``: point estimates
-    only (SEs NaN).
+    downdates (:func:`.imputation.imputation_jackknife`).
     """
     design, opts = design_args(data, args, kwargs)
     if opts:
@@ -135,7 +127,7 @@ def gardner(
     ok = fs.imputable
     # static second stage
     dcode = np.where(df[D].to_numpy() == 1, 0, -1)
-    g_s, V_s, n_s, nu_s, ncl_s, infl_s = _second_stage(fs, ok, dcode, 1, variance)
+    g_s, V_s, n_s, nu_s, ncl_s, infl_s = _second_stage(fs, ok, dcode, 1)
     # event-study second stage
     ref = -1 - anticipation
     window = (
@@ -152,7 +144,7 @@ def gardner(
     for e, i in pos.items():
         lut[e - window[0]] = i
     ecode = np.where(inwin, lut[np.clip(np.nan_to_num(rel, nan=window[0]).astype(int), *window) - window[0]], -1)
-    g_e, V_e, n_e, nu_e, ncl_e, infl_e = _second_stage(fs, sample, ecode, len(periods), variance)
+    g_e, V_e, n_e, nu_e, ncl_e, infl_e = _second_stage(fs, sample, ecode, len(periods))
     se_e = np.sqrt(np.clip(np.diag(V_e), 0, None))
     have = np.isfinite(g_e)
     es = pd.DataFrame(

@@ -420,7 +420,6 @@ def imputation(
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
     leave_out: bool = False,
     jackknife: bool = False,
-    variance: bool = True,
     **kwargs: Any,
 ) -> EstimateResult:
     """BJS imputation estimator (see module docstring). Call as ``imputation(data, outcome,
@@ -467,7 +466,7 @@ def imputation(
     W1 = sp.csr_matrix((np.concatenate(vi), (np.concatenate(ri), np.concatenate(ci))),
                        shape=(len(fs.df), len(targets))) if ri else sp.csr_matrix((len(fs.df), len(targets)))
     est = np.asarray(W1.T @ np.nan_to_num(fs.resid)).ravel()
-    psi = bjs_variance(fs, W1, leave_out=leave_out) if variance else np.full((1, W1.shape[1]), np.nan)
+    psi = bjs_variance(fs, W1, leave_out=leave_out)
     V = psi.T @ psi
     se = np.sqrt(np.clip(np.diag(V), 0, None))
     kinds = [k for k, _, _ in targets]

@@ -157,7 +157,6 @@ def sun_abraham(
     min_control_coverage: float = 0.5,
     min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
     jackknife: bool = False,
-    variance: bool = True,
     **kwargs: Any,
 ) -> EstimateResult:
     """Interaction-weighted event study (see module docstring). Call as
@@ -293,7 +292,7 @@ def sun_abraham(
     rows_t = np.flatnonzero(treated.to_numpy())
     E = sp.csr_matrix((np.ones(len(rows_t)), (rows_t, code[rows_t])), shape=(len(df), len(cells)))
     panel.df = df  # the estimation sample
-    fit = fit_panel(panel, None, E, names, vcov=variance)
+    fit = fit_panel(panel, None, E, names)
     coef = fit.series()
     vfull = np.atleast_2d(fit.vcov)
     kept = [n for n in names if n in coef.index]

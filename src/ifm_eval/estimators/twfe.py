@@ -39,11 +39,9 @@ __all__ = ["default_window", "event_dummies", "fit_panel", "jackknife_panel", "t
 
 
 def fit_panel(panel: Panel, rows: np.ndarray | None, extra: sp.csr_matrix | np.ndarray | None,
-              extra_names: list[str], k_fixef: str = "nonnested", fe_coef: bool = False,
-              vcov: bool = True) -> FEFit:
+              extra_names: list[str], k_fixef: str = "nonnested", fe_coef: bool = False) -> FEFit:
     """FE regression of the outcome on ``extra`` regressors plus the covariates, on the rows
-    ``rows`` (bool mask over ``panel.df``; None = all). ``vcov=False``: coefficients only
-    (the fast path of randomization inference)."""
+    ``rows`` (bool mask over ``panel.df``; None = all)."""
     df = panel.df if rows is None else panel.df[rows]
     Xc, cnames = panel.regressors(df)
     if extra is not None and len(extra_names):
@@ -52,7 +50,7 @@ def fit_panel(panel: Panel, rows: np.ndarray | None, extra: sp.csr_matrix | np.n
     else:
         X = Xc
     fit = feols(df[Y].to_numpy(), X, panel.fe(rows), [*extra_names, *cnames],
-                cluster=df[CL].to_numpy(), k_fixef=k_fixef, fe_coef=fe_coef, vcov=vcov)
+                cluster=df[CL].to_numpy(), k_fixef=k_fixef, fe_coef=fe_coef)
     lost_cov = [panel.label(c) for c in fit.dropped if c in panel.covariates]
     if lost_cov and not any(":" in c for c in lost_cov):
         panel.warnings.append(f"covariate(s) {lost_cov} collinear with the fixed effects; dropped")
@@ -117,23 +115,21 @@ def _coef_rows(fit: FEFit, panel: Panel, rename: dict[str, str]) -> pd.DataFrame
 
 
 def twfe_static(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: str = "nonnested",
-                jackknife: bool = False, variance: bool = True, **kwargs: Any) -> EstimateResult:
+                jackknife: bool = False, **kwargs: Any) -> EstimateResult:
     """Static TWFE: ``y_it = a_i + l_t + b * D_it (+ X_it'c) + e_it``, D = post(g - anticipation).
 
     Call as ``twfe_static(data, outcome, unit, time, cohort, covariates=..., ...)`` or
     ``twfe_static(data, design)``. The ``overall`` row is ``b``; every regression coefficient
     (not the covariate x period slopes) is also returned as a ``coefficient`` row.
     ``jackknife``: the treatment coefficient's SE is the cluster jackknife's (CV3) with a
-    t(G - 1) interval (:mod:`.jackknife`). ``variance=False``: the coefficient only (SEs NaN;
-    the fast path of randomization inference), likewise in :func:`twfe_dynamic` and
-    :func:`~.sun_abraham.sun_abraham`.
+    t(G - 1) interval (:mod:`.jackknife`).
     """
     design, opts = design_args(data, args, kwargs)
     if opts:
         raise TypeError(f"unexpected option(s) {sorted(opts)}")
     panel = prepare_panel(data, design)
     df = panel.df
-    fit = fit_panel(panel, None, df[[D]].to_numpy(), ["treated"], k_fixef, vcov=variance)
+    fit = fit_panel(panel, None, df[[D]].to_numpy(), ["treated"], k_fixef)
     coefs = _coef_rows(fit, panel, {})
     coefs = coefs[~coefs["term"].str.contains(":t", regex=False)]
     if "treated" not in fit.names:
@@ -189,7 +185,7 @@ def default_window(panel: Panel) -> tuple[int, int]:
 
 def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: str = "nonnested",
                  min_untreated_per_period: int = MIN_UNTREATED_PER_PERIOD,
-                 jackknife: bool = False, variance: bool = True, **kwargs: Any) -> EstimateResult:
+                 jackknife: bool = False, **kwargs: Any) -> EstimateResult:
     """Dynamic TWFE event study with binned endpoints.
 
     Regresses the outcome on relative-period dummies e in the event window (default: all
@@ -251,7 +247,7 @@ def twfe_dynamic(data: pd.DataFrame, *args: Any, alpha: float = 0.05, k_fixef: s
     rows = np.flatnonzero(col >= 0)
     E = sp.csr_matrix((np.ones(len(rows)), (rows, [remap[c] for c in col[rows]])), shape=(len(sub), len(present)))
     names = [_et_name(periods[j]) for j in present]
-    fit = fit_panel(panel, ok, E, names, k_fixef, vcov=variance)
+    fit = fit_panel(panel, ok, E, names, k_fixef)
     et_of = {_et_name(e): e for e in periods}
     got = [c for c in fit.names if c in et_of]
     idx = [fit.names.index(c) for c in got]
