@@ -49,6 +49,7 @@ include: "workflow/rules/estimate.smk"
 include: "workflow/rules/outputs.smk"
 include: "workflow/rules/montecarlo.smk"
 include: "workflow/rules/credibility.smk"
+include: "workflow/rules/heterogeneity.smk"
 
 
 rule all:
@@ -61,3 +62,4 @@ rule all:
         estimate_outputs(CFG),
         OUTPUT_TARGETS,
         [str(p) for rule_out in CRED.values() for p in rule_out.values()],
+        rules.heterogeneity_summary.output,

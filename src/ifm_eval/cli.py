@@ -108,14 +108,14 @@ def _check_raw(cfg, io, a):
 def _list_models(cfg, io, a):
     import json
 
-    from ifm_eval.estimators.specs import expand_models
+    from ifm_eval.estimators.specs import expand_models, spec_kind
 
-    models = expand_models(cfg)
+    models = expand_models(cfg, kinds=None)
     if a.json:
         print(json.dumps(models, indent=2, sort_keys=True))
         return
     for name, spec in models.items():
-        print(name if not a.long else f"{name}\t{spec['role']}\t{spec['estimator']}\t{spec['outcome']}")
+        print(name if not a.long else f"{name}\t{spec_kind(spec)}\t{spec['role']}\t{spec['estimator']}\t{spec['outcome']}")
 
 
 def _mc_replicate(cfg, io, a):
@@ -148,6 +148,18 @@ def _cred(module: str, stage: str) -> Handler:
 
     handler.__name__ = f"_{stage}"
     return handler
+
+
+def _heterogeneity(cfg, io, a):
+    from ifm_eval.heterogeneity.stage import run_spec
+
+    return run_spec(cfg, a.model, io)
+
+
+def _heterogeneity_summary(cfg, io, a):
+    from ifm_eval.heterogeneity.stage import run_summary
+
+    return run_summary(cfg, io, a)
 
 
 def _outputs(stage: str) -> Handler:
@@ -206,6 +218,11 @@ COMMANDS: tuple[Command, ...] = (
             (_opt("--model", required=True, help="diagnosed spec name"),)),
     Command("honest-did", _cred("sensitivity_stage", "honest_did_stage"),
             "HonestDiD tables and figure of the main event studies (from the per-spec jobs)"),
+    Command("heterogeneity", _heterogeneity,
+            "subgroup event studies of one heterogeneity spec and the differences between subgroups",
+            (_opt("--model", required=True, help="spec name with a 'heterogeneity' key"),)),
+    Command("heterogeneity-summary", _heterogeneity_summary,
+            "summary of the heterogeneity specs (matched truth on stand-in data) and their figures"),
     Command("descriptives", _outputs("descriptives"),
             "replicate the short report's charts + comparison with the published shares"),
     Command("figures", _outputs("figures"),

@@ -98,6 +98,13 @@ DICTIONARY: dict[str, tuple[str, str, str]] = {
     "plan_use_band": ("code", "survey", "share of clients with an integration plan: lt20 | 20to80 | 80to100"),
     "doc_mode": ("code", "survey", "documentation mode (digital | paper | mixed), wave 1"),
     "decision_maker": ("code", "survey", "who decides on working methods, wave 3"),
+    "ts_ausreisepflichtig": ("bool", "survey", "target group includes persons obliged to leave "
+                             "(waves 2/5); NA = not answered"),
+    "target_group": ("code", "survey", "target-group breadth from ts_ausreisepflichtig: obliged "
+                     "(includes persons obliged to leave) | not_obliged; NA = not answered"),
+    "size_class": ("code", "reference", "population class (ifm_eval.size_class): lt5k | 5k_20k | 20k_plus"),
+    "capacity_per_100_refugees": ("VZÄ per 100 persons", "survey+funding_applications",
+                                  "100 * capacity_change_vza / refugees on 15.09.2017 (NaN if either is missing)"),
 }
 
 PANEL_ORDER = list(DICTIONARY)
@@ -110,6 +117,7 @@ SURVEY_MODERATORS: dict[str, tuple[str, ...]] = {
     "plan_use_band": ("plan_use_band", "integration_plan_band", "plan_band"),
     "doc_mode": ("doc_mode", "documentation_mode", "documentation"),
     "decision_maker": ("decision_maker", "decides_methods", "who_decides"),
+    "ts_ausreisepflichtig": ("ts_ausreisepflichtig", "target_obliged"),
 }
 
 #: Longest run of unreported months of the B1 stock that ``panel.b1_gap_fill`` fills.
@@ -242,6 +250,25 @@ def survey_moderators(survey: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
     return out
 
 
+def _derived_moderators(m: pd.DataFrame) -> pd.DataFrame:
+    """Municipality moderators derived from others: ``size_class`` (population),
+    ``target_group`` (``ts_ausreisepflichtig``) and ``capacity_per_100_refugees``
+    (capacity change per 100 refugees of 15.09.2017)."""
+    from ifm_eval.size_class import size_class_label
+
+    m = m.copy()
+    m["size_class"] = pd.array(size_class_label(m["population"].to_numpy(float)), dtype="str")
+    ob = m["ts_ausreisepflichtig"].astype("str").str.lower()
+    m["target_group"] = pd.array(np.where(ob.isin(["true", "1", "1.0"]), "obliged",
+                                          np.where(ob.isin(["false", "0", "0.0"]), "not_obliged", None)),
+                                 dtype="str")
+    m["ts_ausreisepflichtig"] = m["target_group"].map({"obliged": True, "not_obliged": False}).astype("boolean")
+    ref = pd.to_numeric(m["refugees_2017_09_15"], errors="coerce").astype("float64")
+    cap = pd.to_numeric(m["capacity_change_vza"], errors="coerce").astype("float64")
+    m["capacity_per_100_refugees"] = (100 * cap / ref.where(ref > 0)).astype("float64")
+    return m
+
+
 def _expected_masked_counts(panel: pd.DataFrame, training: pd.DataFrame, lineage: Lineage) -> pd.DataFrame:
     """``panel.masked_count_rule: expected``: every masked BA cell (``*`` = 1 or 2) becomes
     its conditional expectation under a Poisson count with mean refugees x the month's
@@ -335,6 +362,7 @@ def build_panel(cfg: dict[str, Any], frame: pd.DataFrame, treatment: pd.DataFram
                     f"{int(unknown.sum())} survey rows with AGS outside the frame not merged: "
                     f"{sorted(sv.loc[unknown, 'ags'])[:10]}")
     m = m.merge(sv.loc[~unknown], on="ags", how="left", validate="one_to_one")
+    m = _derived_moderators(m)
     panel = panel.merge(m.drop(columns=[c for c in m.columns if c.startswith("cohort_")
                                         and c != "cohort_month"] + ["refugees_2017_09_15"]),
                         on="ags", how="left", validate="many_to_one")
@@ -401,9 +429,11 @@ def build_panel(cfg: dict[str, Any], frame: pd.DataFrame, treatment: pd.DataFram
         panel[rate] = (100 * panel[num] / den).astype("float64")
     panel["cohort_month"] = pd.to_datetime(panel["cohort_month"]).astype("datetime64[ns]")
     for c in ("funded_vza", "vza_per_100_refugees", "posts_vza", "density", "log_population",
-              "refugees_per_1000_2017", "capacity_before_vza", "capacity_after_vza", "capacity_change_vza"):
+              "refugees_per_1000_2017", "capacity_before_vza", "capacity_after_vza", "capacity_change_vza",
+              "capacity_per_100_refugees"):
         panel[c] = pd.to_numeric(panel[c]).astype("float64")
-    for c in ("organisation", "plan_use_band", "doc_mode", "decision_maker", "verband_id"):
+    for c in ("organisation", "plan_use_band", "doc_mode", "decision_maker", "verband_id", "target_group",
+              "size_class"):
         panel[c] = panel[c].astype("str")
     panel["n_posts"] = panel["n_posts"].astype("int64")
     panel["population"] = panel["population"].astype("int64")

@@ -35,7 +35,7 @@ if SYNTHETIC:
     rule synth:
         input:
             gv=P.reference_path(CFG, "gv"),
-            code=module_files("synth", "sources.py", "cli.py", "stage_io.py"),
+            code=module_files("synth", "size_class.py", "sources.py", "cli.py", "stage_io.py"),
         output:
             **{key: P.raw_path(CFG, key) for key in SOURCES},
             truth=P.truth_path(CFG),
@@ -179,7 +179,7 @@ rule panel:
         case_management=P.processed_path(CFG, "case_management"),
         **{k: P.processed_path(CFG, k) for k in OUTCOME_SOURCES},
         lineage=P.lineage_paths(CFG),
-        code=module_files("panel.py", "lineage.py", "frame.py", "months.py", "sources.py",
+        code=module_files("panel.py", "size_class.py", "lineage.py", "frame.py", "months.py", "sources.py",
                           "cli.py", "stage_io.py"),
     output:
         panel=P.processed_path(CFG, "panel"),

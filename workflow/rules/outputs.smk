@@ -225,6 +225,10 @@ rule check_disclosure:
             *OT.montecarlo_outputs(CFG).values(),
             *OT.power_outputs(CFG).values(),
             *[p for rule_out in OT.credibility_outputs(CFG).values() for p in rule_out.values()],
+            *[p for m in OT.heterogeneity_models(CFG, "heterogeneity")
+              for k, p in OT.heterogeneity_spec_paths(CFG, m).items() if k != "used"],
+            OT.heterogeneity_summary_outputs(CFG)["summary"],
+            OT.heterogeneity_summary_outputs(CFG)["differences_summary"],
         ],
         code=module_files("outputs/disclosure.py", "outputs/stages.py", "cli.py", "stage_io.py"),
     output:

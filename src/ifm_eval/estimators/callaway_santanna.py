@@ -122,7 +122,7 @@ from ._cs_influence import (
     rcond1_batch,
 )
 from .jackknife import apply_jackknife, jackknife_vcov
-from .results import BootstrapSource, EstimateResult
+from .results import BootstrapSource, EstimateResult, JackknifeDraws
 
 __all__ = ["callaway_santanna", "CSResult", "CSAggregate"]
 
@@ -275,7 +275,11 @@ class CSResult:
             gap = float(np.nanmax(np.abs(jk["full"][idx] - table.loc[rows_ix, "estimate"].to_numpy(float))))
             if gap > 1e-8 * max(1.0, float(np.nanmax(np.abs(jk["full"])))):
                 warns.append(f"jackknife's full-sample aggregation differs from the estimate by {gap:.2e}")
+            jk_terms = list(table.loc[rows_ix, "term"])
             info.update(apply_jackknife(table, rows_ix, jk["estimates"][:, idx], self._alpha))
+            jk_labels = (np.asarray(self.units) if self._data.codes is None
+                         else np.asarray(self._data.cluster_labels))
+            jk_draws = JackknifeDraws(jk_labels, jk_terms, jk["estimates"][:, idx])
             table.loc[rows_ix, ["cband_low", "cband_high"]] = np.nan
             ev = [int(e) for e in table.loc[sel, "event_time"]]
             vcov = pd.DataFrame(jackknife_vcov(jk["estimates"][:, idx[:-1]]), index=ev, columns=ev)
@@ -284,7 +288,8 @@ class CSResult:
             warns.append(f"{len(dropped)} ATT(g,t) cell(s) dropped (no overlap / no data / few comparison units)")
             info["dropped_cells"] = dropped.astype(object).where(dropped.notna(), None).to_dict(orient="records")
         return EstimateResult("callaway_santanna", table, int(self.n_units), None, self.n_clusters, warns, info,
-                              vcov=vcov, used=self.used(), boot_source=boot_source)
+                              vcov=vcov, used=self.used(), boot_source=boot_source,
+                              jackknife=jk_draws if jackknife else None)
 
     def _boot_source(self, agg: CSAggregate) -> BootstrapSource:
         """Cluster influence sums of the dynamic aggregation (event times and overall):

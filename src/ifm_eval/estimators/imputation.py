@@ -56,7 +56,12 @@ from ifm_eval.estimators.design import (
     used_frame,
 )
 from ifm_eval.estimators.jackknife import apply_jackknife, jackknife_vcov
-from ifm_eval.estimators.results import BootstrapSource, EstimateResult, normal_inference
+from ifm_eval.estimators.results import (
+    BootstrapSource,
+    EstimateResult,
+    JackknifeDraws,
+    normal_inference,
+)
 from ifm_eval.estimators.twfe import fit_panel
 
 
@@ -497,9 +502,12 @@ def imputation(
     table = table.assign(**normal_inference(table["estimate"], table["se"], alpha))
     terms = list(table["term"])  # the columns of psi (before the pre-trend rows are added)
     jk_info: dict[str, Any] = {}
+    jk_draws = None
     if jackknife:
         cols = np.array([j for j, kd in enumerate(kinds) if kd in ("overall", "event_time")])
         jk_est, jk_full = imputation_jackknife(fs, W1, cols)
+        # rows of jk_est follow imputation_jackknife's cluster coding (order of appearance)
+        jk_draws = JackknifeDraws(pd.factorize(fs.df[CL])[1].to_numpy(), [terms[j] for j in cols], jk_est)
         gap = float(np.nanmax(np.abs(jk_full - est[cols]))) if len(cols) else 0.0
         if gap > 1e-6 * max(1.0, float(np.nanmax(np.abs(est[cols])))):
             fs.warnings.append(f"jackknife's full-sample solve differs from the estimate by {gap:.2e}")
@@ -555,4 +563,5 @@ def imputation(
         # the rows of psi follow bjs_variance's cluster coding (order of appearance)
         boot_source=BootstrapSource("multiplier", terms, pd.factorize(fs.df[CL])[1].to_numpy(),
                                     estimates=est, psi=psi),
+        jackknife=jk_draws,
     )

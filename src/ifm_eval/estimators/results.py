@@ -76,6 +76,18 @@ class BootstrapSource:
     psi: np.ndarray | None = None
 
 
+@dataclass
+class JackknifeDraws:
+    """The leave-one-cluster-out estimates behind a result's jackknife SEs: ``estimates``
+    (G x m) for the rows ``terms``, row c without cluster ``clusters[c]``. Used to form the
+    jackknife of contrasts between results on different samples (subgroup differences,
+    :mod:`ifm_eval.heterogeneity`): a cluster absent from a sample leaves its estimate as is."""
+
+    clusters: np.ndarray
+    terms: list[str]
+    estimates: np.ndarray
+
+
 def align_psi(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Stack cluster influence sums ``(labels_k, psi_k)`` (G_k x m_k) of different samples
     into one (G x sum m_k) matrix over the union of the labels (zeros where a cluster has no
@@ -120,6 +132,8 @@ class EstimateResult:
     boot_source: BootstrapSource | None = None
     #: bootstrap t-statistics under the null by term (B each), when a bootstrap ran
     boot_draws: dict[str, np.ndarray] | None = None
+    #: leave-one-cluster-out estimates, where the jackknife ran (:class:`JackknifeDraws`)
+    jackknife: JackknifeDraws | None = None
 
     def rows(self, kind: str) -> pd.DataFrame:
         """Rows of one kind, indexed by their natural key where there is one."""

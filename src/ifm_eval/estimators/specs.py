@@ -171,6 +171,16 @@ def check_spec(name: str, raw: dict[str, Any], spec: dict[str, Any]) -> None:
             fail("sample", f"is not a valid pandas query: {exc.msg}")
     if spec["inference"]["type"] == "bootstrap" and spec["inference"]["seed"] is None:
         fail("inference", "bootstrap needs a seed (reproducibility)")
+    het, dose = spec.get("heterogeneity"), spec.get("dose")
+    if het and dose:
+        fail("dose", "and 'heterogeneity' cannot be combined in one spec (make two specs)")
+    if het and est not in ("callaway_santanna", "imputation"):
+        fail("heterogeneity", f"is implemented for callaway_santanna and imputation (estimator is {est})")
+    if dose and est != "callaway_santanna":
+        fail("dose", f"needs estimator callaway_santanna: the dose-response is the continuous-treatment "
+                     f"DiD of Callaway, Goodman-Bacon & Sant'Anna (estimator is {est})")
+    if "dose_spline" in raw and not dose:
+        fail("dose_spline", "applies to dose specs only (no 'dose' key)")
 
 
 def normalise_spec(name: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -190,8 +200,24 @@ def normalise_spec(name: str, raw: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def expand_models(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """All model specs of ``cfg`` by name (grids expanded, defaults filled, validated)."""
+#: what a spec is for, from its keys: ``estimate`` (one estimate job), ``heterogeneity``
+#: (subgroup event studies, key ``heterogeneity``), ``dose`` (dose-response, key ``dose``)
+SPEC_KINDS = ("estimate", "heterogeneity", "dose")
+
+
+def spec_kind(spec: dict[str, Any]) -> str:
+    """:data:`SPEC_KINDS` entry of a (raw or normalised) spec."""
+    if spec.get("heterogeneity"):
+        return "heterogeneity"
+    if spec.get("dose"):
+        return "dose"
+    return "estimate"
+
+
+def expand_models(cfg: dict[str, Any], kinds: tuple[str, ...] | None = ("estimate",)) -> dict[str, dict[str, Any]]:
+    """The model specs of ``cfg`` by name (grids expanded, defaults filled, validated), of
+    the given :data:`SPEC_KINDS` (default: the estimate specs; ``None``: all). Every spec is
+    validated whatever its kind."""
     out: dict[str, dict[str, Any]] = {}
     for group, entry in (cfg.get("models") or {}).items():
         if not isinstance(entry, dict):
@@ -201,7 +227,9 @@ def expand_models(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if name in out:
                 raise SpecError(f"model name {name!r} (from {group!r}) is defined twice")
             out[name] = normalise_spec(name, raw)
-    return out
+    if kinds is None:
+        return out
+    return {n: s for n, s in out.items() if spec_kind(s) in kinds}
 
 
 def model_names(cfg: dict[str, Any]) -> list[str]:
@@ -209,7 +237,7 @@ def model_names(cfg: dict[str, Any]) -> list[str]:
 
 
 def get_spec(cfg: dict[str, Any], name: str) -> dict[str, Any]:
-    models = expand_models(cfg)
+    models = expand_models(cfg, kinds=None)
     if name not in models:
         raise SpecError(f"unknown model {name!r}; known: {', '.join(models) or '(none)'}")
     return models[name]

@@ -164,3 +164,27 @@ def reliability_report_inputs(cfg: dict[str, Any]) -> tuple[list[Path], list[Pat
     mc, pw = montecarlo_outputs(cfg), power_outputs(cfg)
     return ([mc["summary"], mc["targets"], mc["evidence"], pw["mde"], pw["curve"], pw["detectable"]],
             [mc["figure"], pw["mde_figure"], pw["power_figure"]])
+
+
+def heterogeneity_models(cfg: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """The specs of one analysis kind (``heterogeneity`` | ``dose``), by name."""
+    from ifm_eval.estimators.specs import expand_models
+
+    return expand_models(cfg, kinds=(kind,))
+
+
+def heterogeneity_spec_paths(cfg: dict[str, Any], name: str) -> dict[str, Path]:
+    """The outputs of the ``heterogeneity`` job of spec ``name``."""
+    d = results_dir(cfg) / "heterogeneity"
+    return {"table": d / f"{name}.csv", "differences": d / f"{name}_differences.csv", "meta": d / f"{name}.json",
+            "used": Path(cfg["data"]["processed_dir"]) / "heterogeneity" / f"{name}_used.parquet"}
+
+
+def heterogeneity_summary_outputs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The outputs of ``heterogeneity_summary``: the summary tables and one figure (PNG, PDF)
+    per moderator of the heterogeneity specs."""
+    d = results_dir(cfg) / "heterogeneity"
+    mods = list(dict.fromkeys(s["heterogeneity"] for s in heterogeneity_models(cfg, "heterogeneity").values()))
+    return {"summary": d / "summary.csv", "differences_summary": d / "differences.csv",
+            "figures": [d / "figures" / f"{m}.png" for m in mods],
+            "pdfs": [d / "figures" / f"{m}.pdf" for m in mods]}

@@ -33,8 +33,11 @@ from .persons import (
     PANEL_START,
     PersonsResult,
     capacity_increase_per100,
+    dose_per100,
     effect_gradients,
     simulate_persons,
+    subgroup_effects,
+    subgroup_labels,
     true_effects,
 )
 from .structure import Structure, build_structure, month_index
@@ -101,12 +104,24 @@ def survey_milestones(st: Structure, pr: PersonsResult) -> pd.DataFrame:
     return out
 
 
-def _write_surveys(st: Structure, pr: PersonsResult, cfg: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+def draw_attributes(st: Structure, seed: int) -> pd.DataFrame:
+    """The survey-only attributes (:func:`~.survey_attributes.draw_survey_attributes`, their
+    own random stream) and, on ``st.muni``, ``target_obliged``: whether the municipality's
+    target group includes persons obliged to leave (the planted target-group breadth)."""
+    from . import survey_attributes
+
+    attrs = survey_attributes.draw_survey_attributes(st.muni, rng_for(seed, "survey_attributes"))
+    st.muni["target_obliged"] = st.muni["ags"].map(
+        attrs.set_index("ags")["ts_ausreisepflichtig"].astype("boolean"))
+    return attrs
+
+
+def _write_surveys(st: Structure, pr: PersonsResult, attrs: pd.DataFrame, cfg: dict[str, Any],
+                   out_dir: Path) -> dict[str, Any]:
     """Write the five survey waves (:mod:`ifm_eval.synth.surveys`)."""
-    from . import survey_attributes, surveys
+    from . import surveys
 
     seed = int(cfg["seed"])
-    attrs = survey_attributes.draw_survey_attributes(st.muni, rng_for(seed, "survey_attributes"))
     return surveys.write_surveys(
         muni=st.muni, posts=st.posts, attrs=attrs, cfg=cfg, rng=rng_for(seed, "surveys"),
         out_dir=out_dir, milestones=survey_milestones(st, pr),
@@ -154,6 +169,8 @@ class World:
     structure: Structure
     persons: PersonsResult
     timings: dict[str, float]
+    #: survey-only attributes (:func:`draw_attributes`)
+    attributes: pd.DataFrame
 
 
 def simulate(cfg: dict[str, Any], frame: pd.DataFrame) -> World:
@@ -163,6 +180,7 @@ def simulate(cfg: dict[str, Any], frame: pd.DataFrame) -> World:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     st = build_structure(frame, cfg, rng_for(seed, "structure"))
+    attrs = draw_attributes(st, seed)
     timings["structure"] = time.perf_counter() - t0
     log.info("structure: %d Verbände, %d applicants, %d posts (%.1f s)", len(st.verbaende),
              int(st.muni["applied"].sum()), st.posts["post_id"].nunique(), timings["structure"])
@@ -170,7 +188,7 @@ def simulate(cfg: dict[str, Any], frame: pd.DataFrame) -> World:
     pr = simulate_persons(st.muni, cfg, rng_for(seed, "persons"))
     timings["persons"] = time.perf_counter() - t0
     log.info("persons: %d persons, %d status changes (%.1f s)", len(pr.persons), len(pr.events), timings["persons"])
-    return World(seed, st, pr, timings)
+    return World(seed, st, pr, timings, attrs)
 
 
 def truth_counts_frame(world: World) -> pd.DataFrame:
@@ -211,7 +229,7 @@ def generate(cfg: dict[str, Any], gv: str | Path, out_dir: str | Path) -> dict[s
     log.info("wrote funding, outcome and case-management files (%.1f s)",
              timings["write_funding"] + timings["write_outcomes"] + timings["write_case_management"])
     t0 = time.perf_counter()
-    _write_surveys(st, pr, cfg, out_dir)
+    _write_surveys(st, pr, world.attributes, cfg, out_dir)
     timings["surveys"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -220,6 +238,8 @@ def generate(cfg: dict[str, Any], gv: str | Path, out_dir: str | Path) -> dict[s
     counts.to_parquet(out_dir / TRUTH_COUNTS_FILE, index=False)
     grads = effect_gradients(st.muni, synth_cfg)
     cap100 = capacity_increase_per100(st.muni)
+    dose100 = dose_per100(st.muni)
+    labels = subgroup_labels(st.muni)
     m = st.muni
     munis = []
     for i, r in enumerate(m.itertuples(index=False)):
@@ -235,6 +255,9 @@ def generate(cfg: dict[str, Any], gv: str | Path, out_dir: str | Path) -> dict[s
             "capacity_change_vza": None if pd.isna(r.capacity_change_vza) else float(r.capacity_change_vza),
             "capacity_increase_per100": float(cap100[i]),
             "plan_use_band": _none(r.plan_use_band),
+            "size_class": _none(labels["size_class"][i]),
+            "target_group": _none(labels["target_group"][i]),
+            "funded_vza_per100": float(dose100[i]),
             "start_month": {
                 "half_posts": None if pd.isna(r.start_month) else str(r.start_month),
                 "first_post": None if pd.isna(r.start_month_first_post) else str(r.start_month_first_post),
@@ -261,7 +284,11 @@ def generate(cfg: dict[str, Any], gv: str | Path, out_dir: str | Path) -> dict[s
                                    "employment": "SvB entry hazard"},
             "hazard_ratio": "max_hazard_ratio ** (ramp(e) * g_m)",
             "ramp": "clip((e + anticipation + 1) / (ramp_months + anticipation), 0, 1) for e >= -anticipation, else 0",
-            "g_m": "max(0, 1 + cohort_gradient * (month_index(2018-01) - start)/12 + capacity_gradient * (capacity_increase_per100 - mean over treated))",
+            "g_m": ("max(0, 1 + cohort_gradient * (month_index(2018-01) - start)/12 + capacity_gradient * (capacity_increase_per100 - mean)"
+                    " + plan_gradient * (plan band score lt20 0, 20to80 1, 80to100 2 - mean) + sum_o organisation_effects[o] * (1[organisation = o] - share)"
+                    " + size_class_gradient * (size class 0, 1, 2 - mean) + target_group_gradient * (1[target group obliged] - share)"
+                    " + dose_gradient * (funded_vza_per100 - mean)); means and shares over the treated municipalities"),
+            "effects_by_subgroup": "true_effects restricted to the treated municipalities of each TRUE subgroup (municipalities.*)",
             "rate": "count / refugees * 100 (percentage points); cells with refugees > 0",
             "att_by_event_time": "unweighted mean over treated municipalities of rate(observed) - rate(counterfactual)",
             "att_overall": "unweighted mean over treated municipality-months with event time >= 0 inside the panel",
@@ -270,6 +297,7 @@ def generate(cfg: dict[str, Any], gv: str | Path, out_dir: str | Path) -> dict[s
         "calibration": calibration,
         "municipalities": munis,
         "effects": effects,
+        "effects_by_subgroup": subgroup_effects(st.muni, pr.counts),
         "files": {k: {"path": v, "sha256": _sha256(out_dir / v)} for k, v in sorted(present.items())},
         "truth_counts": {"path": TRUTH_COUNTS_FILE, "sha256": _sha256(out_dir / TRUTH_COUNTS_FILE)},
     }

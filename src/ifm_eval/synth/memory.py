@@ -28,7 +28,8 @@ from ifm_eval.synth.writers import outcome_values
 
 #: Panel columns that come from the surveys (missing in the in-memory panel).
 SURVEY_COLUMNS = ("capacity_before_vza", "capacity_after_vza", "capacity_change_vza", "plan_use_band",
-                  "doc_mode", "decision_maker", "organisation_survey")
+                  "doc_mode", "decision_maker", "organisation_survey", "ts_ausreisepflichtig", "target_group",
+                  "capacity_per_100_refugees")
 #: Read value of a masked BA cell ('*' = 1 or 2 persons) by ``panel.masked_count_rule``.
 MASKED_VALUE = {"midpoint": 1.5, "lower": 1.0, "upper": 2.0, "expected": 1.5}
 #: Tolerance of the posts reader for shares of one post summing to 1.

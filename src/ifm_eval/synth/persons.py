@@ -20,7 +20,10 @@ trends hold), and on a municipality random effect.
 Treatment: after the municipality's IM start month (and ``anticipation_months`` before it)
 the ENTRY hazards are multiplied by ``max_hazard_ratio ** (ramp(e) * g_m)`` where ``ramp``
 builds up linearly over ``ramp_months`` and ``g_m = max(0, 1 + cohort_gradient * (months
-before 2018-01)/12 + capacity_gradient * (capacity increase per 100 refugees - mean))``.
+before 2018-01)/12 + capacity_gradient * (capacity increase per 100 refugees - mean) + the
+heterogeneity terms of :func:`effect_gradients`)`` (integration-plan use, organisation, size
+class, target-group breadth, funded VZÄ per 100 refugees; each centred on its mean over the
+treated municipalities and zero unless configured).
 Every transition uses the inverse-CDF method on the piecewise-constant monthly hazard with
 per-person exponential thresholds that are SHARED between the observed (treated) and the
 untreated counterfactual path (common random numbers). With ``max_hazard_ratio`` 1.0 both
@@ -93,18 +96,84 @@ def capacity_increase_per100(muni: pd.DataFrame) -> np.ndarray:
     )
 
 
+#: Integration-plan bands as an ordinal score (``plan_gradient`` per band step).
+PLAN_SCORE = {"lt20": 0.0, "20to80": 1.0, "80to100": 2.0}
+#: Who organises IM (``organisation_effects`` keys).
+ORGANISATIONS = ("landratsamt", "gemeinde", "traeger")
+
+
+def dose_per100(muni: pd.DataFrame) -> np.ndarray:
+    """Funded VZÄ per 100 refugees (15.09.2017, the funding sheet's count); 0 for untreated."""
+    treated = muni["start_idx"].to_numpy() >= 0
+    return np.where(
+        treated,
+        muni["funded_vza"].fillna(0).to_numpy(float) / np.maximum(muni["refugees_20170915"].to_numpy(float), 1) * 100,
+        0.0,
+    )
+
+
+def effect_moderators(muni: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The TRUE municipality attributes the planted effect can depend on (not the survey
+    answers, which have non-response and misreports): ``plan`` (score 0/1/2 of
+    :data:`PLAN_SCORE`, NaN without a band), ``organisation`` (label), ``size_class`` (0/1/2,
+    :mod:`ifm_eval.size_class`), ``target_obliged`` (1.0 if the target group includes persons
+    obliged to leave, ``muni.target_obliged`` drawn with the survey attributes; NaN if
+    unknown), ``dose`` (:func:`dose_per100`), ``capacity`` (:func:`capacity_increase_per100`)."""
+    from ifm_eval.size_class import size_class_index
+
+    obliged = (muni["target_obliged"].astype("float64").to_numpy() if "target_obliged" in muni
+               else np.full(len(muni), np.nan))
+    return {
+        "plan": muni["plan_use_band"].map(PLAN_SCORE).astype("float64").to_numpy(),
+        "organisation": muni["organisation"].astype(object).to_numpy(),
+        "size_class": size_class_index(muni["population"].to_numpy(float)).astype(float),
+        "target_obliged": obliged,
+        "dose": dose_per100(muni),
+        "capacity": capacity_increase_per100(muni),
+    }
+
+
+def _centred(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
+    """``x`` minus its mean over the treated units with a value; 0 where ``x`` is missing."""
+    ok = treated & ~np.isnan(x)
+    mean = x[ok].mean() if ok.any() else 0.0
+    return np.where(np.isnan(x), 0.0, x - mean)
+
+
 def effect_gradients(muni: pd.DataFrame, synth_cfg: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Per outcome and municipality the relative effect size g_m (1 = average cohort/capacity)."""
+    """Per outcome and municipality the relative effect size g_m (1 = the average treated
+    municipality; 0 for the untreated):
+
+        g_m = max(0, 1 + cohort_gradient * (2018-01 - start) / 12
+                    + capacity_gradient * (capacity increase per 100 refugees - mean)
+                    + plan_gradient * (plan band score - mean)
+                    + sum_o organisation_effects[o] * (1[organisation = o] - share_o)
+                    + size_class_gradient * (size class - mean)
+                    + target_group_gradient * (1[target group includes obliged to leave] - share)
+                    + dose_gradient * (funded VZÄ per 100 refugees - mean)),
+
+    means and shares over the treated municipalities (so the average effect size stays 1
+    whatever the heterogeneity). Every coefficient defaults to 0; with all of them 0 the
+    effect is homogeneous up to the ramp."""
     start = muni["start_idx"].to_numpy()
     treated = start >= 0
-    cap100 = capacity_increase_per100(muni)
-    cap_c = cap100 - (cap100[treated].mean() if treated.any() else 0.0)
+    mod = effect_moderators(muni)
+    org = mod["organisation"]
     out = {}
     for o in OUTCOMES:
         p = synth_cfg.get("effects", {}).get(o, {})
-        g = np.maximum(0.0, 1.0 + float(p.get("cohort_gradient", 0.0)) * (REF_COHORT - start) / 12.0
-                       + float(p.get("capacity_gradient", 0.0)) * cap_c)
-        out[o] = np.where(treated, g, 0.0)
+        g = 1.0 + float(p.get("cohort_gradient", 0.0)) * (REF_COHORT - start) / 12.0
+        terms = (("capacity_gradient", "capacity"), ("plan_gradient", "plan"),
+                 ("size_class_gradient", "size_class"), ("target_group_gradient", "target_obliged"),
+                 ("dose_gradient", "dose"))
+        for key, name in terms:
+            coef = float(p.get(key, 0.0))
+            if coef:
+                g = g + coef * _centred(mod[name], treated)
+        for k, coef in (p.get("organisation_effects") or {}).items():
+            if float(coef):
+                g = g + float(coef) * _centred((org == k).astype(float), treated)
+        out[o] = np.where(treated, np.maximum(0.0, g), 0.0)
     return out
 
 
@@ -403,4 +472,42 @@ def true_effects(muni: pd.DataFrame, counts: dict[str, np.ndarray]) -> dict[str,
             "att_overall_weighted": float(post["dcount"].sum() / post["ref"].sum() * 100.0) if len(post) else 0.0,
             "att_overall_pre": float(cells.loc[cells["e"] < 0, "drate"].mean()) if (cells["e"] < 0).any() else 0.0,
         }
+    return out
+
+
+#: moderators with planted gradients whose true subgroup paths go to truth.json
+SUBGROUP_MODERATORS = ("plan_use_band", "organisation", "size_class", "target_group")
+
+
+def subgroup_labels(muni: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The TRUE subgroup of every municipality by moderator (None = no value, e.g. a
+    non-applicant): plan band, organisation, size class label, target group ``obliged``
+    (includes persons obliged to leave) | ``not_obliged``."""
+    from ifm_eval.size_class import size_class_label
+
+    ob = (muni["target_obliged"].astype("float64").to_numpy() if "target_obliged" in muni
+          else np.full(len(muni), np.nan))
+    return {
+        "plan_use_band": muni["plan_use_band"].astype(object).to_numpy(),
+        "organisation": muni["organisation"].astype(object).to_numpy(),
+        "size_class": size_class_label(muni["population"].to_numpy(float)),
+        "target_group": np.where(np.isnan(ob), None, np.where(ob == 1.0, "obliged", "not_obliged")).astype(object),
+    }
+
+
+def subgroup_effects(muni: pd.DataFrame, counts: dict[str, np.ndarray]) -> dict[str, Any]:
+    """True effect paths by moderator and TRUE subgroup (treated municipalities only):
+    ``{moderator: {group: {"n_treated": int, outcome: {att_by_event_time_weighted,
+    att_overall_weighted, att_overall}}}}``, as :func:`true_effects` restricted to the group."""
+    treated = muni["start_idx"].to_numpy() >= 0
+    out: dict[str, Any] = {}
+    for mod, lab in subgroup_labels(muni).items():
+        groups: dict[str, Any] = {}
+        for grp in sorted({x for x in lab[treated] if x is not None}):
+            mask = treated & (lab == grp)
+            eff = true_effects(muni.loc[mask], {k: v[mask] for k, v in counts.items()})
+            groups[str(grp)] = {"n_treated": int(mask.sum()), **{
+                o: {k: eff[o][k] for k in ("att_by_event_time_weighted", "att_overall_weighted", "att_overall")}
+                for o in OUTCOMES}}
+        out[mod] = groups
     return out
