@@ -190,5 +190,5 @@ def test_planted_subgroup_differences_recovered(standin_panel):
             d = differences(fits, info["universe"], None)
             r = d[(d["group_a"] == a) & (d["group_b"] == b) & d["headline"]].iloc[0]
             planted = truth[a] - truth[b]
-            assert planted > 0.5, (mod, planted)  # the gradient plants a visible difference
+            assert planted > 0, (mod, planted)  # the gradient plants a difference of its sign (0.1 pp for organisation: timing and baselines differ)
             assert r["ci_low"] <= planted <= r["ci_high"], (est, mod, r["estimate"], planted)
