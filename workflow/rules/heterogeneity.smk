@@ -47,8 +47,8 @@ rule heterogeneity_summary:
         used=[OT.heterogeneity_spec_paths(CFG, m)["used"] for m in HET_MODELS],
         panel=P.processed_path(CFG, "panel"),
         **(dict(truth_counts=P.truth_counts_path(CFG)) if SYNTHETIC else {}),
-        code=module_files("heterogeneity", "validation.py", "outputs/style.py", "outputs/tablefmt.py",
-                          "cli.py", "stage_io.py"),
+        code=module_files("heterogeneity", "validation.py", "credibility/figures.py", "outputs/style.py",
+                          "outputs/tablefmt.py", "cli.py", "stage_io.py"),
     output:
         summary=HET_SUMMARY["summary"],
         differences_summary=HET_SUMMARY["differences_summary"],

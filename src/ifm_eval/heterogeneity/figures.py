@@ -9,11 +9,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ifm_eval.credibility.figures import outcome_label
 from ifm_eval.heterogeneity.moderators import MISSING, moderator
 from ifm_eval.outputs import style
 
-_OUTCOME = {"rate_employment": ("Beschäftigung", "employment"), "rate_training": ("Ausbildung", "training"),
-            "rate_language": ("Sprache (B1)", "language (B1)")}
+#: row order of the outcomes
+_OUTCOMES = ("rate_employment", "rate_training", "rate_language")
 _EST = {"callaway_santanna": "Callaway & Sant'Anna", "imputation": "Imputation (BJS)"}
 _COLORS = {"callaway_santanna": "#1f4e79", "imputation": "#c05a1a"}
 
@@ -25,7 +26,7 @@ def subgroup_figure(tables: pd.DataFrame, truth_paths: pd.DataFrame, name: str, 
     style.apply_style()
     mod = moderator(name)
     ev = tables[tables["kind"] == "event_time"] if len(tables) else tables
-    outs = [o for o in _OUTCOME if len(tables) and o in set(tables["outcome"])]
+    outs = [o for o in _OUTCOMES if len(tables) and o in set(tables["outcome"])]
     groups = list(dict.fromkeys(tables["group"].astype(str))) if len(tables) else []
     fig, axes = plt.subplots(max(len(outs), 1), max(len(groups), 1), figsize=(7.2, 1.0 + 1.6 * max(len(outs), 1)),
                              squeeze=False, sharex=True)
@@ -57,8 +58,7 @@ def subgroup_figure(tables: pd.DataFrame, truth_paths: pd.DataFrame, name: str, 
                 gl = ("fehlend" if lang == "de" else "missing") if grp == MISSING else grp
                 ax.set_title(f"{gl} (n = {n_tr})", fontsize=7)
             if j == 0:
-                de, en = _OUTCOME[out]
-                ax.set_ylabel(f"{de if lang == 'de' else en}\n(pp)", fontsize=6.5)
+                ax.set_ylabel(f"{outcome_label(out, lang)}\n(pp)", fontsize=6.5)
             if i == len(outs) - 1:
                 ax.set_xlabel("Monate seit Beginn" if lang == "de" else "months since start", fontsize=6.5)
             if not np.isfinite(ax.get_ylim()).all():

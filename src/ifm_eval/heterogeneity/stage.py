@@ -19,7 +19,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ifm_eval.stage_io import StageIO
@@ -35,7 +34,7 @@ def _model_of(path: str | Path, suffix: str) -> str:
 def run_spec(cfg: dict[str, Any], name: str, io: StageIO) -> pd.DataFrame:
     """The ``heterogeneity`` job of spec ``name``."""
     from ifm_eval.estimators.results import EstimateResult, package_versions
-    from ifm_eval.estimators.runner import used_table
+    from ifm_eval.estimators.runner import _jsonable, used_table
     from ifm_eval.estimators.specs import get_spec, spec_kind
     from ifm_eval.heterogeneity.subgroups import (
         MIN_TREATED,
@@ -78,18 +77,10 @@ def run_spec(cfg: dict[str, Any], name: str, io: StageIO) -> pd.DataFrame:
         "n_missing_units": info["n_missing_units"], "n_missing_treated": info["n_missing_treated"],
         "warnings": info["warnings"], "packages": package_versions(),
     }
-    Path(io.output("meta")).write_text(json.dumps(meta, indent=1, default=_json_default) + "\n", encoding="utf-8")
+    Path(io.output("meta")).write_text(json.dumps(_jsonable(meta), indent=1) + "\n", encoding="utf-8")
     log.info("heterogeneity %s: %d groups (%d estimated), %d difference rows", name, len(fits),
              sum(f.status == "ok" for f in fits), len(diffs))
     return table
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    return str(obj)
 
 
 def _read_csvs(paths: list[Path]) -> pd.DataFrame:

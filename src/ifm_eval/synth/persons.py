@@ -86,30 +86,29 @@ def _arrival_weights() -> np.ndarray:
     return w / w.sum()
 
 
-def capacity_increase_per100(muni: pd.DataFrame) -> np.ndarray:
-    """Counselling-capacity increase (VZÄ) per 100 refugees (09.11.2017); 0 for untreated."""
+def _per100_treated(muni: pd.DataFrame, vza: str, refugees: str) -> np.ndarray:
+    """``vza`` (NaN as 0) per 100 refugees of column ``refugees`` (at least 1) for the treated
+    municipalities; 0 for the untreated."""
     treated = muni["start_idx"].to_numpy() >= 0
     return np.where(
         treated,
-        muni["capacity_change_vza"].fillna(0).to_numpy() / np.maximum(muni["refugees_20171109"].to_numpy(), 1) * 100,
+        muni[vza].fillna(0).to_numpy(float) / np.maximum(muni[refugees].to_numpy(float), 1) * 100,
         0.0,
     )
+
+
+def capacity_increase_per100(muni: pd.DataFrame) -> np.ndarray:
+    """Counselling-capacity increase (VZÄ) per 100 refugees (09.11.2017); 0 for untreated."""
+    return _per100_treated(muni, "capacity_change_vza", "refugees_20171109")
 
 
 #: Integration-plan bands as an ordinal score (``plan_gradient`` per band step).
 PLAN_SCORE = {"lt20": 0.0, "20to80": 1.0, "80to100": 2.0}
-#: Who organises IM (``organisation_effects`` keys).
-ORGANISATIONS = ("landratsamt", "gemeinde", "traeger")
 
 
 def dose_per100(muni: pd.DataFrame) -> np.ndarray:
     """Funded VZÄ per 100 refugees (15.09.2017, the funding sheet's count); 0 for untreated."""
-    treated = muni["start_idx"].to_numpy() >= 0
-    return np.where(
-        treated,
-        muni["funded_vza"].fillna(0).to_numpy(float) / np.maximum(muni["refugees_20170915"].to_numpy(float), 1) * 100,
-        0.0,
-    )
+    return _per100_treated(muni, "funded_vza", "refugees_20170915")
 
 
 def effect_moderators(muni: pd.DataFrame) -> dict[str, np.ndarray]:
