@@ -508,7 +508,8 @@ def _cfg(tmp: Path, min_cell: int = 5, **policy) -> dict:
 
 
 def _run(cfg: dict, inputs: dict):
-    from ifm_eval.policy.stage import policy_outputs, run_policy
+    from ifm_eval.outputs.targets import policy_outputs
+    from ifm_eval.policy.stage import run_policy
     from ifm_eval.stage_io import StageIO
 
     outs = policy_outputs(cfg)
@@ -574,7 +575,8 @@ def test_stage_end_to_end_on_fixture(tmp_path):
 
 
 def test_stage_rejects_wrong_io(tmp_path):
-    from ifm_eval.policy.stage import policy_outputs, run_policy
+    from ifm_eval.outputs.targets import policy_outputs
+    from ifm_eval.policy.stage import run_policy
     from ifm_eval.stage_io import StageIO, StageIOError
 
     inputs = _write_fixture(tmp_path / "in")

@@ -188,3 +188,14 @@ def heterogeneity_summary_outputs(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"summary": d / "summary.csv", "differences_summary": d / "differences.csv",
             "figures": [d / "figures" / f"{m}.png" for m in mods],
             "pdfs": [d / "figures" / f"{m}.pdf" for m in mods]}
+
+
+def policy_outputs(cfg: dict[str, Any]) -> dict[str, Path]:
+    """Every output path of the policy job (:func:`ifm_eval.policy.stage.run_policy`): the
+    published tables and figures under ``<results>/policy/``, the municipal tables and the
+    lineage under ``data.processed_dir``."""
+    from ifm_eval.policy.stage import PROCESSED_FILES, RESULT_FILES
+
+    res = results_dir(cfg) / "policy"
+    proc = Path(cfg["data"]["processed_dir"])
+    return {**{k: res / v for k, v in RESULT_FILES.items()}, **{k: proc / v for k, v in PROCESSED_FILES.items()}}

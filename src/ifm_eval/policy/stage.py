@@ -8,7 +8,7 @@ Outputs: see :data:`RESULT_FILES` (aggregates under ``results/policy/``: they pa
 disclosure check — person counts in ``(0, min_cell)`` and aggregates over fewer than
 ``min_cell`` municipalities are blanked — and carry the stand-in mark on stand-in data)
 and :data:`PROCESSED_FILES` (per-municipality tables under ``data/processed/policy/``,
-never published; the lineage table ``data/processed/lineage/policy.csv``). :func:`policy_outputs` gives the paths for a configuration.
+never published; the lineage table ``data/processed/lineage/policy.csv``). :func:`ifm_eval.outputs.targets.policy_outputs` gives the paths for a configuration.
 """
 
 from __future__ import annotations
@@ -53,13 +53,6 @@ PROCESSED_FILES: dict[str, str] = {
     "lineage": "lineage/policy.csv",  # like every stage's lineage table
 }
 OUTPUTS = (*RESULT_FILES, *PROCESSED_FILES)
-
-
-def policy_outputs(cfg: dict[str, Any]) -> dict[str, Path]:
-    """Every output path of the job for ``cfg`` (``data.results_dir`` / ``data.processed_dir``)."""
-    res = Path(cfg["data"]["results_dir"]) / "policy"
-    proc = Path(cfg["data"]["processed_dir"])
-    return {**{k: res / v for k, v in RESULT_FILES.items()}, **{k: proc / v for k, v in PROCESSED_FILES.items()}}
 
 
 # --------------------------------------------------------------------------- disclosure
