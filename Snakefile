@@ -50,6 +50,7 @@ include: "workflow/rules/outputs.smk"
 include: "workflow/rules/montecarlo.smk"
 include: "workflow/rules/credibility.smk"
 include: "workflow/rules/heterogeneity.smk"
+include: "workflow/rules/policy.smk"
 
 
 rule all:
@@ -63,3 +64,6 @@ rule all:
         OUTPUT_TARGETS,
         [str(p) for rule_out in CRED.values() for p in rule_out.values()],
         rules.heterogeneity_summary.output,
+        [p for m in DOSE_MODELS for p in OT.dose_spec_paths(CFG, m).values()],
+        rules.dose_summary.output,
+        POLICY.values(),

@@ -357,6 +357,7 @@ def make_fake_project(root: Path, n: int = 80, lang: str = "de", att_scale: floa
     )
     _fake_replicates(cfg, specs, rng)
     _fake_credibility(cfg, specs, rng)
+    _fake_landtag(cfg, specs)
     return validate_config(cfg)
 
 
@@ -415,6 +416,81 @@ def _fake_credibility(cfg: dict, specs: dict, rng: np.random.Generator) -> None:
         fig, ax = plt.subplots(figsize=(3, 2))
         ax.plot([0, 1], [0, 1])
         fig.savefig(out[rule]["figure"])
+        plt.close(fig)
+
+
+#: the fake policy numbers the Landtag chapter must print (tests/test_outputs_pipeline.py)
+FAKE_POLICY = {"n_last": 68741, "n_end": 53035, "lo": 46372, "hi": 60655, "case_now": 99.46, "funded": 691.13,
+               "eur_shortfall": 6.27e6, "eur_funded": 73.57e6, "cost_employment": 28629.0}
+
+
+def _fake_landtag(cfg: dict, specs: dict) -> None:
+    """The policy, heterogeneity and dose tables and figures the Landtag chapter reads
+    (``OT.landtag_report_inputs``): fixed numbers (:data:`FAKE_POLICY`), one subgroup spec
+    by integration-plan use, no dose spec (the chapter says so)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = FAKE_POLICY
+    pol, het, dose = OT.policy_outputs(cfg), OT.heterogeneity_summary_outputs(cfg), OT.dose_summary_outputs(cfg)
+    months = pd.date_range("2019-01-01", "2020-12-01", freq="MS")
+    demand = pd.DataFrame({"month": list(months) + [pd.Timestamp("2022-12-01")],
+                           "kind": ["observed"] * len(months) + ["projected"], "h": [0] * len(months) + [24],
+                           "refugees": [70000.0] * (len(months) - 1) + [f["n_last"], f["n_end"]],
+                           "refugees_lo95": [np.nan] * len(months) + [f["lo"]],
+                           "refugees_hi95": [np.nan] * len(months) + [f["hi"]],
+                           "funded_vza": f["funded"], "filled_vza": 663.13,
+                           "caseload_funded": [f["case_now"]] * len(months) + [76.74], "caseload_filled": 103.7,
+                           "vza_needed": [np.nan] * len(months) + [533.2], "vza_needed_lo95": [np.nan] * len(months) + [466.2],
+                           "vza_needed_hi95": [np.nan] * len(months) + [609.8], "n_municipalities_funded": 80})
+    main = [n for n, s in specs.items() if s.get("role") == "main"]
+    cost = pd.DataFrame([{"model": n, "estimator": specs[n]["estimator"], "outcome": specs[n]["outcome"],
+                          "effect_pp": 0.87, "effect_low": -0.15, "effect_high": 1.87,
+                          "eur_per_person_year": f["cost_employment"], "eur_per_person_year_low": 13341.0,
+                          "eur_per_person_year_high": np.nan} for n in main])
+    frames = {
+        pol["demand_state"]: demand,
+        pol["demand_backtest"]: pd.DataFrame({"h": [1, 12], "mape": [0.07, 1.65], "naive_mape": [0.56, 8.43],
+                                              "coverage95": [1.0, 0.99], "muni_wape": [2.2, 4.1]}),
+        pol["funding_state"]: pd.DataFrame({"month": months, "funded_vza": f["funded"], "filled_vza": 663.13,
+                                            "unfilled_share": 0.0405,
+                                            "eur_shortfall_verband": f["eur_shortfall"] / len(months),
+                                            "eur_funded": f["eur_funded"] / len(months)}),
+        pol["fill_times"]: pd.DataFrame({"group": ["all"], "n_municipalities": [80], "months_to_first_post_median": [4],
+                                         "months_to_fill90_median": [5]}),
+        pol["kpi_indicators"]: pd.DataFrame({"kpi": ["first_talks", "to_work"], "outcome": ["milestones", "employed"],
+                                             "coverage": [0.91, 0.85], "max_gap_quarters": [3, 12],
+                                             "r_within": [0.07, 0.55], "r_within_ci_low": [0.05, 0.52],
+                                             "r_within_ci_high": [0.08, 0.57],
+                                             "verdict": ["does not track", "tracks"]}),
+        pol["cost"]: cost,
+        het["summary"]: pd.DataFrame([
+            {"spec": "het_cs_plan_use_band_rate_employment", "moderator": "plan_use_band",
+             "estimator": "callaway_santanna", "outcome": "rate_employment", "group": g, "n_units": n, "n_treated": n,
+             "status": st, "headline_term": "dynamic", "estimate": e, "se": 0.5, "ci_low": e - 1, "ci_high": e + 1,
+             "p": 0.1, "truth": 0.8, "covered": True}
+            for g, n, st, e in (("lt20", 20, "ok", 1.97), ("80to100", 30, "ok", 0.78), ("missing", 3, "too_few_treated",
+                                                                                       np.nan))]),
+        het["differences_summary"]: pd.DataFrame([
+            {"group_a": "80to100", "group_b": "lt20", "term": "dynamic", "headline": True, "estimate": -1.19,
+             "se": 0.91, "ci_low": -3.03, "ci_high": 0.66, "p": 0.2, "boot_p": 0.08, "spec": "het_cs_plan_use_band_rate_employment",
+             "moderator": "plan_use_band", "estimator": "callaway_santanna", "outcome": "rate_employment",
+             "truth": -0.13, "covered": True}]),
+        dose["summary"]: pd.DataFrame(columns=["spec", "dose", "outcome", "term", "estimate", "se", "ci_low", "ci_high",
+                                               "p", "truth", "covered", "n_units", "n_treated", "n_clusters", "degree",
+                                               "knots", "dose_p05", "dose_p50", "dose_p95"]),
+    }
+    for path, df in frames.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.insert(0, "data_source", "SYNTHETISCHE DATEN / SYNTHETIC DATA")
+        df.to_csv(path, index=False)
+    for path in (pol["demand_figure"], pol["funding_figure"], pol["kpi_figure"], dose["figure"]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1], [0, 1])
+        fig.savefig(path)
         plt.close(fig)
 
 
@@ -512,10 +588,11 @@ def stage_io(cfg: dict, stage: str) -> StageIO:
         truth = {"truth": P.truth_path(cfg), **truth_counts} if synthetic else {}
         rel_tables, rel_figures = OT.reliability_report_inputs(cfg)
         cred_tables, cred_figures = OT.credibility_report_inputs(cfg)
+        lt_tables, lt_figures = OT.landtag_report_inputs(cfg)
         return StageIO.of(stage, {"figures": OT.figure_paths(cfg, models) + OT.descriptive_figure_paths(cfg) + rel_figures
-                                  + cred_figures,
+                                  + cred_figures + lt_figures,
                                   "tables": OT.table_paths(cfg, "csv") + [tab / "descriptives_comparison.csv", tab / "descriptives_shares.csv"]
-                                  + rel_tables + cred_tables,
+                                  + rel_tables + cred_tables + lt_tables,
                                   **estimates, "panel": P.processed_path(cfg, "panel"), **truth},
                           {"html": html, "pdf": pdf})
     raise KeyError(stage)

@@ -580,6 +580,40 @@ def test_report_states_truth_of_same_aggregate(project):
     assert "95-%-Konfidenzintervall" in html and "95%-KI" not in html
 
 
+def test_landtag_chapter_reports_the_policy_numbers(project):
+    """The chapter on the Landtag's five requests prints the numbers of the policy,
+    heterogeneity and dose tables: the projection with its interval, the caseload, the
+    funding not used, the subgroup estimates and their difference, the KPI verdicts, the
+    cost per person (unbounded above when the effect's interval includes zero), and says
+    that no dose spec is configured."""
+    import html as H
+
+    from test_outputs_fakes import FAKE_POLICY as F
+
+    from ifm_eval.outputs.style import format_int, format_number
+
+    root, cfg = project
+    text = H.unescape(re.sub(r"<[^>]+>", " ", report_paths(cfg)[0].read_text(encoding="utf-8")))
+    text = re.sub(r"\s+", " ", text).replace("\u00a0", " ")
+    start = text.index("Fragen des Landtags Nach der Denkschrift")
+    ch = text[start:start + 30000]
+    def i(x):
+        return format_int(x, "de").replace("\u00a0", " ")
+
+    assert f"Im 12/2020 lebten {i(F['n_last'])} Geflüchtete" in ch
+    assert f"im 12/2022 {i(F['n_end'])} (95-%-Prognoseintervall {i(F['lo'])} bis {i(F['hi'])})" in ch
+    assert f"Heute kommen {format_number(F['case_now'], 0, 'de')} Geflüchtete auf eine geförderte Vollzeitstelle" in ch
+    assert f"{format_number(F['eur_shortfall'] / 1e6, 1, 'de')} Mio. € von {format_number(F['eur_funded'] / 1e6, 1, 'de')} Mio. €" in ch
+    assert "unter 20 %" in ch and "80–100 %" in ch and "zu wenige Kommunen" in ch
+    assert "80–100 % gegenüber unter 20 %: −1,19 pp [−3,03; +0,66], p = 0,20 (Bootstrap 0,08). Geplant: −0,13 pp." in ch
+    assert "Für den Moderator target_group ist in diesem Lauf keine Untergruppen-Spezifikation konfiguriert" in ch
+    assert "In diesem Lauf ist keine Dosis-Spezifikation konfiguriert" in ch
+    assert "Erstgespräche" in ch and "bildet nicht ab" in ch and "Vermittlung in Arbeit" in ch
+    assert "Die Übergangskennzahlen (Vermittlung in Arbeit) folgen den Verwaltungsdaten" in ch
+    assert i(round(F["cost_employment"])) in ch and "unbeschränkt" in ch
+    assert "Beschäftigung (SvB): Das Konfidenzintervall des Effekts schließt null ein" in ch
+
+
 def test_reliability_chapter_reports_the_monte_carlo_numbers(project):
     """The chapter's Monte Carlo table prints each coverage and rejection rate of
     mc_summary.csv as a percentage with its Monte Carlo SE, and marks the spec whose

@@ -439,6 +439,29 @@ def test_params_defaults_and_unknown_key():
         params({"policy": {"horizon": 6}})
 
 
+def test_config_schema_matches_the_defaults():
+    """The config schema's ``policy`` section lists exactly the keys of DEFAULTS, every
+    default validates, and a misspelt key is an error naming it and where it sits."""
+    import copy
+
+    from conftest import ROOT
+
+    from ifm_eval.config import ConfigError, config_schema, load_config, validate_config
+
+    props = config_schema()["properties"]["policy"]["properties"]
+    assert set(props) == set(DEFAULTS)
+    cfg = copy.deepcopy(load_config(ROOT / "config.yaml"))
+    cfg["policy"] = copy.deepcopy(DEFAULTS)
+    assert validate_config(cfg)["policy"] == DEFAULTS
+    cfg["policy"]["horizon"] = 6
+    with pytest.raises(ConfigError, match="'horizon' at 'policy'"):
+        validate_config(cfg)
+    cfg["policy"].pop("horizon")
+    cfg["policy"]["model"] = "arima"
+    with pytest.raises(ConfigError, match="policy/model"):
+        validate_config(cfg)
+
+
 # =========================================================================== stage
 def _write_fixture(root: Path, n_muni: int = 12, seed: int = 7) -> dict:
     """Small processed inputs with the real schema: two Verbände, 12 municipalities."""

@@ -162,6 +162,24 @@ def _heterogeneity_summary(cfg, io, a):
     return run_summary(cfg, io, a)
 
 
+def _dose_response(cfg, io, a):
+    from ifm_eval.dose.stage import run_spec
+
+    return run_spec(cfg, a.model, io)
+
+
+def _dose_summary(cfg, io, a):
+    from ifm_eval.dose.summary import run_summary
+
+    return run_summary(cfg, io, a)
+
+
+def _policy(cfg, io, a):
+    from ifm_eval.policy.stage import run_policy
+
+    return run_policy(cfg, io)
+
+
 def _outputs(stage: str) -> Handler:
     def handler(cfg, io, a):
         from ifm_eval.outputs import stages
@@ -223,6 +241,12 @@ COMMANDS: tuple[Command, ...] = (
             (_opt("--model", required=True, help="spec name with a 'heterogeneity' key"),)),
     Command("heterogeneity-summary", _heterogeneity_summary,
             "summary of the heterogeneity specs (matched truth on stand-in data) and their figures"),
+    Command("dose-response", _dose_response,
+            "continuous-treatment DiD (ATT(d), ACRT(d), uniform bands, binned check) of one dose spec",
+            (_opt("--model", required=True, help="spec name with a 'dose' key"),)),
+    Command("dose-summary", _dose_summary, "the dose specs side by side: summary table and ATT(d) figure"),
+    Command("policy", _policy,
+            "the Landtag's requests: demand projection, funded vs filled VZÄ, KPI tracking, cost per person"),
     Command("descriptives", _outputs("descriptives"),
             "replicate the short report's charts + comparison with the published shares"),
     Command("figures", _outputs("figures"),

@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 SECTIONS = ("seed", "data", "panel", "ingest", "synth", "disclosure", "report", "models", "monte_carlo",
-            "credibility")
+            "credibility", "policy")
 REQUIRED = ("seed", "data", "panel", "synth")
 
 

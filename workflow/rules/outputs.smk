@@ -178,18 +178,21 @@ rule tables:
 
 REL_TABLES, REL_FIGURES = OT.reliability_report_inputs(CFG)
 CRED_TABLES, CRED_FIGURES = OT.credibility_report_inputs(CFG)
+LANDTAG_TABLES, LANDTAG_FIGURES = OT.landtag_report_inputs(CFG)
 
 
 rule report:
     input:
-        figures=OT.figure_paths(CFG, MODELS) + OT.descriptive_figure_paths(CFG) + REL_FIGURES + CRED_FIGURES,
+        figures=OT.figure_paths(CFG, MODELS) + OT.descriptive_figure_paths(CFG) + REL_FIGURES + CRED_FIGURES
+        + LANDTAG_FIGURES,
         tables=OT.table_paths(CFG, "csv") + [OUT_TAB / "descriptives_comparison.csv", OUT_TAB / "descriptives_shares.csv"]
-        + REL_TABLES + CRED_TABLES,
+        + REL_TABLES + CRED_TABLES + LANDTAG_TABLES,
         tidy=estimate_tidy(CFG),
         meta=estimate_meta(CFG),
         panel=P.processed_path(CFG, "panel"),
         **(dict(truth=P.truth_path(CFG), **TRUTH_COUNTS) if SYNTHETIC else {}),
-        code=module_files(*OUT_CODE_COMMON, "outputs/report", "outputs/figures.py", "outputs/truth.py", "validation.py"),
+        code=module_files(*OUT_CODE_COMMON, "outputs/report", "outputs/figures.py", "outputs/truth.py", "validation.py",
+                          "heterogeneity/moderators.py", "dose/stage.py"),
     output:
         html=report(
             OUT_REPORT_HTML,
@@ -229,6 +232,10 @@ rule check_disclosure:
               for k, p in OT.heterogeneity_spec_paths(CFG, m).items() if k != "used"],
             OT.heterogeneity_summary_outputs(CFG)["summary"],
             OT.heterogeneity_summary_outputs(CFG)["differences_summary"],
+            *[p for m in OT.heterogeneity_models(CFG, "dose")
+              for k, p in OT.dose_spec_paths(CFG, m).items() if k != "lineage"],
+            OT.dose_summary_outputs(CFG)["summary"],
+            *[p for k, p in OT.policy_outputs(CFG).items() if k in OT.policy_published_keys()],
         ],
         code=module_files("outputs/disclosure.py", "outputs/stages.py", "cli.py", "stage_io.py"),
     output:

@@ -63,6 +63,12 @@ def bootstrap_defaults() -> dict[str, Any]:
     return {k: copy.deepcopy(v["default"]) for k, v in props.items()}
 
 
+def dose_spline_defaults() -> dict[str, Any]:
+    """Defaults of ``dose_spline`` (filled in for dose specs)."""
+    props = _defs()["model_spec"]["properties"]["dose_spline"]["properties"]
+    return {k: copy.deepcopy(v["default"]) for k, v in props.items()}
+
+
 def spec_keys() -> tuple[str, ...]:
     return tuple(_defs()["model_spec"]["properties"])
 
@@ -179,6 +185,9 @@ def check_spec(name: str, raw: dict[str, Any], spec: dict[str, Any]) -> None:
     if dose and est != "callaway_santanna":
         fail("dose", f"needs estimator callaway_santanna: the dose-response is the continuous-treatment "
                      f"DiD of Callaway, Goodman-Bacon & Sant'Anna (estimator is {est})")
+    if dose and spec["covariates"]:
+        fail("covariates", "must be [] for a dose spec: the continuous-treatment DiD has no covariates "
+                           "(unconditional parallel trends in every dose)")
     if "dose_spline" in raw and not dose:
         fail("dose_spline", "applies to dose specs only (no 'dose' key)")
 
@@ -196,6 +205,8 @@ def normalise_spec(name: str, raw: dict[str, Any]) -> dict[str, Any]:
                 spec["inference"]["bootstrap"] = {**bootstrap_defaults(), **value["bootstrap"]}
         else:
             spec[key] = value
+    if spec.get("dose"):
+        spec["dose_spline"] = {**dose_spline_defaults(), **(spec.get("dose_spline") or {})}
     check_spec(name, raw, spec)
     return spec
 

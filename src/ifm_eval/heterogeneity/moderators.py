@@ -42,6 +42,28 @@ MODERATORS: dict[str, Moderator] = {m.name: m for m in (
               "Wer entscheidet über die Arbeitsweise", "who decides on working methods"),
 )}
 
+#: display labels of the groups (de, en); a missing answer is the group ``missing``
+GROUP_LABELS: dict[str, tuple[str, str]] = {
+    "lt20": ("unter 20 %", "below 20%"), "20to80": ("20–80 %", "20–80%"), "80to100": ("80–100 %", "80–100%"),
+    "landratsamt": ("Landratsamt", "district office"), "gemeinde": ("Gemeinde", "municipality"),
+    "traeger": ("freier Träger", "private provider"),
+    "lt5k": ("unter 5.000", "below 5,000"), "5k_20k": ("5.000–20.000", "5,000–20,000"),
+    "20k_plus": ("20.000 und mehr", "20,000 and more"),
+    "not_obliged": ("ohne Ausreisepflichtige", "without persons obliged to leave"),
+    "obliged": ("mit Ausreisepflichtigen", "incl. persons obliged to leave"),
+    "digital": ("digital", "digital"), "gemischt": ("gemischt", "mixed"), "papier": ("Papier", "paper"),
+    "district_office": ("Landratsamt", "district office"), "im": ("Integrationsmanagement", "integration managers"),
+    "municipal_staff": ("Gemeindeverwaltung", "municipal staff"),
+    "missing": ("keine Angabe", "no answer"),
+}
+
+
+def group_label(group: str, lang: str = "de") -> str:
+    """Display label of a moderator group (unknown groups unchanged)."""
+    de, en = GROUP_LABELS.get(str(group), (str(group), str(group)))
+    return de if lang == "de" else en
+
+
 #: how the panel spells a missing value once a categorical column went through astype(str)
 _MISSING_SPELLINGS = {"", "nan", "none", "<na>", "nat", "null"}
 

@@ -166,6 +166,16 @@ def reliability_report_inputs(cfg: dict[str, Any]) -> tuple[list[Path], list[Pat
             [mc["figure"], pw["mde_figure"], pw["power_figure"]])
 
 
+def landtag_report_inputs(cfg: dict[str, Any]) -> tuple[list[Path], list[Path]]:
+    """(tables, figures) of the policy, heterogeneity and dose rules that the report's
+    chapter on the Landtag's questions reads (:mod:`ifm_eval.outputs.report.landtag`)."""
+    pol, het, dose = policy_outputs(cfg), heterogeneity_summary_outputs(cfg), dose_summary_outputs(cfg)
+    tables = [pol[k] for k in ("demand_state", "demand_backtest", "funding_state", "fill_times", "kpi_indicators",
+                               "cost")]
+    tables += [het["summary"], het["differences_summary"], dose["summary"]]
+    return tables, [pol["demand_figure"], pol["funding_figure"], pol["kpi_figure"], dose["figure"]]
+
+
 def heterogeneity_models(cfg: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     """The specs of one analysis kind (``heterogeneity`` | ``dose``), by name."""
     from ifm_eval.estimators.specs import expand_models
@@ -188,6 +198,28 @@ def heterogeneity_summary_outputs(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"summary": d / "summary.csv", "differences_summary": d / "differences.csv",
             "figures": [d / "figures" / f"{m}.png" for m in mods],
             "pdfs": [d / "figures" / f"{m}.pdf" for m in mods]}
+
+
+def dose_spec_paths(cfg: dict[str, Any], name: str) -> dict[str, Path]:
+    """The outputs of the ``dose_response`` job of spec ``name`` (:mod:`ifm_eval.dose.stage`)."""
+    d = results_dir(cfg) / "heterogeneity"
+    return {"table": d / f"{name}.csv", "curve": d / f"{name}_curve.csv", "meta": d / f"{name}.json",
+            "figure": d / "figures" / f"{name}.png", "pdf": d / "figures" / f"{name}.pdf",
+            "lineage": Path(cfg["data"]["processed_dir"]) / "lineage" / f"dose_{name}.csv"}
+
+
+def dose_summary_outputs(cfg: dict[str, Any]) -> dict[str, Path]:
+    """The outputs of ``dose_summary`` (:mod:`ifm_eval.dose.summary`)."""
+    d = results_dir(cfg) / "heterogeneity"
+    return {"summary": d / "dose_summary.csv", "figure": d / "figures" / "dose_response.png",
+            "pdf": d / "figures" / "dose_response.pdf"}
+
+
+def policy_published_keys() -> tuple[str, ...]:
+    """The policy outputs under ``results/`` (the others stay under ``data/``)."""
+    from ifm_eval.policy.stage import RESULT_FILES
+
+    return tuple(RESULT_FILES)
 
 
 def policy_outputs(cfg: dict[str, Any]) -> dict[str, Path]:

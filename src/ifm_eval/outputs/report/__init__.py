@@ -9,6 +9,8 @@ Modules:
 - :mod:`.content`: the section builders (:data:`SECTION_BUILDERS`);
 - :mod:`.reliability`: the chapter on the Monte Carlo check and the detection limits
   (registered with its inputs);
+- :mod:`.credibility`, :mod:`.landtag`: the chapters on the credibility diagnostics and on
+  the Landtag's questions (registered with their inputs);
 - :mod:`.render_html` / :mod:`.render_pdf`: the two renderers of the same sections.
 
 Every number in the text is computed from result files (estimates, tables written by the
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ifm_eval.outputs.report import credibility, reliability  # noqa: F401  (register their chapters)
+from ifm_eval.outputs.report import credibility, landtag, reliability  # noqa: F401  (register their chapters)
 from ifm_eval.outputs.report.content import SECTION_BUILDERS, build_sections, register_section
 from ifm_eval.outputs.report.context import Context, load_context
 from ifm_eval.outputs.report.document import Block, Section
