@@ -104,7 +104,8 @@ def run_summary(cfg: dict[str, Any], io: StageIO, args: Any = None) -> pd.DataFr
     from ifm_eval.outputs import style
     from ifm_eval.outputs.tablefmt import write_csv
 
-    io.require(inputs=("tables", "curves", "meta"), outputs=("summary", "figure", "pdf"))
+    # the per-spec lists are empty (and then not passed) without dose specs
+    io.require(optional_inputs=("tables", "curves", "meta"), outputs=("summary", "figure", "pdf"))
     synthetic, lang = style.is_synthetic(cfg), style.language(cfg)
     tables = [pd.read_csv(p).drop(columns=["data_source"], errors="ignore") for p in io.input_list("tables")]
     curves = [pd.read_csv(p).drop(columns=["data_source"], errors="ignore") for p in io.input_list("curves")]

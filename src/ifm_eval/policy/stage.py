@@ -25,7 +25,9 @@ from ifm_eval.stage_io import StageIO
 
 log = logging.getLogger(__name__)
 
-INPUTS = ("refugees", "funding_verbaende", "funding_members", "posts", "kpi", "panel", "tidy", "meta")
+INPUTS = ("refugees", "funding_verbaende", "funding_members", "posts", "kpi", "panel")
+#: the main estimates (lists; empty, and then not passed, without main specs)
+ESTIMATE_INPUTS = ("tidy", "meta")
 
 #: output name -> file under ``<results_dir>/policy/``
 RESULT_FILES: dict[str, str] = {
@@ -126,7 +128,7 @@ def run_policy(cfg: dict[str, Any], io: StageIO) -> dict[str, pd.DataFrame]:
     from ifm_eval.policy import indicators as K
     from ifm_eval.policy import params
 
-    io.require(inputs=INPUTS, outputs=OUTPUTS)
+    io.require(inputs=INPUTS, optional_inputs=ESTIMATE_INPUTS, outputs=OUTPUTS)
     par = params(cfg)
     mc = min_cell(cfg)
     synthetic, lang = style.is_synthetic(cfg), style.language(cfg)
