@@ -6,6 +6,7 @@
 # All logic lives in src/ifm_eval/ (importable, unit-tested).
 
 import os
+from functools import partial
 from pathlib import Path
 
 from snakemake.utils import min_version
@@ -23,6 +24,7 @@ from ifm_eval.workflow_support import (
     effective_config_file,
     model_names,
     module_files,
+    rule_resources,
 )
 
 
@@ -42,6 +44,11 @@ SYNTHETIC = CFG["data"]["source"] == "synthetic"
 MODELS = model_names(CFG)
 LOGS = Path("logs")
 ENV = str(Path(workflow.basedir) / "workflow" / "envs" / "ifm_eval.yaml")
+# Per-rule mem_mb / runtime from the measured peaks (workflow/resources.yaml,
+# benchmarks/resources.py); what a cluster scheduler requests for each job.
+RESOURCES_FILE = Path(workflow.basedir) / "workflow" / "resources.yaml"
+RES = partial(rule_resources, path=RESOURCES_FILE)
+
 
 
 include: "workflow/rules/data.smk"

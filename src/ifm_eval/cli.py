@@ -296,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("ifm_eval")
     cmd: Command = args.command
     t0 = time.perf_counter()
+    if os.environ.get("SLURM_JOB_ID"):  # a cluster job: say which (the SLURM test checks every job's log)
+        log.info("SLURM_JOB_ID=%s on %s (partition %s)", os.environ["SLURM_JOB_ID"],
+                 os.environ.get("SLURMD_NODENAME", "?"), os.environ.get("SLURM_JOB_PARTITION", "?"))
     try:
         cfg = None
         if cmd.config:

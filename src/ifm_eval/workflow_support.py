@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,22 @@ def estimate_boot(cfg: dict[str, Any]) -> list[str]:
 
 def estimate_used(cfg: dict[str, Any]) -> list[str]:
     return [str(paths.used_path(cfg, n)) for n in model_names(cfg)]
+
+
+@lru_cache(maxsize=4)
+def _resources(path: str) -> dict[str, dict[str, int]]:
+    import yaml
+
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return doc.get("rules") or {}
+
+
+def rule_resources(name: str, path: str | Path) -> dict[str, int]:
+    """The resources declared for rule ``name`` in ``path`` (``workflow/resources.yaml``:
+    ``mem_mb``, ``runtime`` in minutes), for ``resources: **RES(name)`` in a rule. A rule
+    without an entry is an error naming it (every rule declares what it needs)."""
+    table = _resources(str(path))
+    if name not in table:
+        raise KeyError(f"rule {name!r} has no entry in {path} (run `python benchmarks/resources.py --write` "
+                       "after a run, or add it by hand)")
+    return dict(table[name])

@@ -38,7 +38,9 @@ rule randomization:
         io=cli_io,
     threads: 1
     resources:
-        mem_mb=2500,
+        **RES("randomization"),
+    group:
+        "permutation"
     conda:
         ENV
     shadow:
@@ -68,6 +70,8 @@ rule credibility_inference:
     params:
         config=CONFIG_FILE,
         io=cli_io,
+    resources:
+        **RES("credibility_inference"),
     conda:
         ENV
     shadow:
@@ -93,6 +97,8 @@ rule pretrends:
     params:
         config=CONFIG_FILE,
         io=cli_io,
+    resources:
+        **RES("pretrends"),
     conda:
         ENV
     shadow:
@@ -124,7 +130,7 @@ rule twfe_diagnostics:
         config=CONFIG_FILE,
         io=cli_io,
     resources:
-        mem_mb=2500,
+        **RES("twfe_diagnostics"),
     conda:
         ENV
     shadow:
@@ -154,7 +160,9 @@ rule honest_did_model:
         io=cli_io,
     threads: 1
     resources:
-        mem_mb=2000,
+        **RES("honest_did_model"),
+    group:
+        "honest"
     conda:
         ENV
     shadow:
@@ -182,6 +190,8 @@ rule honest_did:
     params:
         config=CONFIG_FILE,
         io=cli_io,
+    resources:
+        **RES("honest_did"),
     conda:
         ENV
     shadow:

@@ -18,6 +18,8 @@ rule reference:
         frame=P.processed_path(CFG, "municipalities"),
     params:
         io=cli_io,
+    resources:
+        **RES("reference"),
     conda:
         ENV
     shadow:
@@ -46,7 +48,7 @@ if SYNTHETIC:
             config=CONFIG_FILE,
             io=cli_io,
         resources:
-            mem_mb=4000,
+            **RES("synth"),
         conda:
             ENV
         shadow:
@@ -79,7 +81,7 @@ for _source in ADMIN_SOURCES:
             source=_source,
             io=cli_io,
         resources:
-            mem_mb=6000 if _source == "case_management" else 1000,
+            **RES(f"ingest_{_source}"),
         conda:
             ENV
         shadow:
@@ -103,6 +105,8 @@ rule ingest_survey:
     params:
         config=CONFIG_FILE,
         io=cli_io,
+    resources:
+        **RES("ingest_survey"),
     conda:
         ENV
     shadow:
@@ -132,6 +136,8 @@ rule harmonise_surveys:
         config=CONFIG_FILE,
         threshold=CFG["panel"]["fuzzy_match_threshold"],
         io=cli_io,
+    resources:
+        **RES("harmonise_surveys"),
     conda:
         ENV
     shadow:
@@ -157,6 +163,8 @@ rule treatment:
         config=CONFIG_FILE,
         rule=CFG["panel"]["treatment_rule"],
         io=cli_io,
+    resources:
+        **RES("treatment"),
     conda:
         ENV
     shadow:
@@ -192,7 +200,7 @@ rule panel:
         panel=CFG["panel"],
         io=cli_io,
     resources:
-        mem_mb=2000,
+        **RES("panel"),
     conda:
         ENV
     shadow:
@@ -221,6 +229,8 @@ rule check_raw:
     params:
         config=CONFIG_FILE,
         io=cli_io,
+    resources:
+        **RES("check_raw"),
     conda:
         ENV
     shadow:

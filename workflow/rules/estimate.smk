@@ -21,7 +21,9 @@ rule estimate:
         io=cli_io,
     threads: 1
     resources:
-        mem_mb=3000,
+        **RES("estimate"),
+    group:
+        "estimate"
     conda:
         ENV
     shadow:

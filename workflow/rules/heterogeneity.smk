@@ -26,7 +26,9 @@ rule heterogeneity:
         io=cli_io,
     threads: 1
     resources:
-        mem_mb=2500,
+        **RES("heterogeneity"),
+    group:
+        "heterogeneity"
     conda:
         ENV
     shadow:
@@ -58,6 +60,8 @@ rule heterogeneity_summary:
     params:
         config=CONFIG_FILE,
         io=cli_io,
+    resources:
+        **RES("heterogeneity_summary"),
     conda:
         ENV
     shadow:
@@ -99,7 +103,9 @@ rule dose_response:
         io=cli_io,
     threads: 1
     resources:
-        mem_mb=2000,
+        **RES("dose_response"),
+    group:
+        "heterogeneity"
     conda:
         ENV
     shadow:
@@ -127,6 +133,8 @@ rule dose_summary:
     params:
         config=CONFIG_FILE,
         io=cli_io,
+    resources:
+        **RES("dose_summary"),
     conda:
         ENV
     shadow:

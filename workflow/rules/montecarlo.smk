@@ -36,7 +36,7 @@ rule mc_replicate:
         io=cli_io,
     threads: 1
     resources:
-        mem_mb=2500,
+        **RES("mc_replicate"),
     group:
         "mc"
     conda:
@@ -70,6 +70,8 @@ rule monte_carlo:
     params:
         config=CONFIG_FILE,
         io=cli_io,
+    resources:
+        **RES("monte_carlo"),
     conda:
         ENV
     shadow:
@@ -103,6 +105,8 @@ rule power:
     params:
         config=CONFIG_FILE,
         io=cli_io,
+    resources:
+        **RES("power"),
     conda:
         ENV
     shadow:

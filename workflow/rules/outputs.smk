@@ -54,6 +54,8 @@ rule descriptives:
         config=CONFIG_FILE,
         language=CFG["report"]["language"],
         io=cli_io,
+    resources:
+        **RES("descriptives"),
     conda:
         ENV
     shadow:
@@ -124,7 +126,7 @@ rule figures:
         min_cell=CFG["disclosure"]["min_cell"],
         io=cli_io,
     resources:
-        mem_mb=2000,
+        **RES("figures"),
     conda:
         ENV
     shadow:
@@ -164,6 +166,8 @@ rule tables:
         language=CFG["report"]["language"],
         min_cell=CFG["disclosure"]["min_cell"],
         io=cli_io,
+    resources:
+        **RES("tables"),
     conda:
         ENV
     shadow:
@@ -204,6 +208,8 @@ rule report:
         config=CONFIG_FILE,
         language=CFG["report"]["language"],
         io=cli_io,
+    resources:
+        **RES("report"),
     conda:
         ENV
     shadow:
@@ -244,6 +250,8 @@ rule check_disclosure:
         config=CONFIG_FILE,
         min_cell=CFG["disclosure"]["min_cell"],
         io=cli_io,
+    resources:
+        **RES("check_disclosure"),
     conda:
         ENV
     shadow:

@@ -28,7 +28,7 @@ rule policy:
         io=cli_io,
     threads: 1
     resources:
-        mem_mb=2500,
+        **RES("policy"),
     conda:
         ENV
     shadow:

@@ -84,7 +84,10 @@ def fit_subgroups(panel: pd.DataFrame, spec: dict[str, Any], moderator: str,
     unit_label = data[UNIT].map(labels)
     treated_units = data.loc[data[gcol] > 0, UNIT].unique()
     fits: list[GroupFit] = []
-    for grp in ordered_groups(labels, moderator):
+    from ifm_eval.progress import track
+
+    groups = ordered_groups(labels, moderator)
+    for grp in track(groups, f"subgroups of {moderator}: fitted", logger=log):
         sub = data[unit_label == grp]
         units = sub[UNIT].unique()
         n_tr = int(np.isin(units, treated_units).sum())

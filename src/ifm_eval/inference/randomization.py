@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -101,7 +100,9 @@ def randomization_draws(panel: pd.DataFrame, specs: dict[str, dict[str, Any]], d
     last = int(pd.to_numeric(panel[TIME]).max())
     rng = np.random.default_rng(seed)
     perms = [units[first[2]].to_numpy()] + [permuted_cohorts(code, S, offset, rng, last) for _ in range(draws)]
-    t0 = time.perf_counter()
+    from ifm_eval.progress import Progress
+
+    bar = Progress(len(perms) - 1, f"randomization draws ({len(prepared)} specs)", log) if progress is None else None
     for d, cohorts in enumerate(perms):
         mapping = pd.Series(cohorts, index=unit_ids)
         for name, (s, data, gcol, design) in prepared.items():
@@ -119,8 +120,10 @@ def randomization_draws(panel: pd.DataFrame, specs: dict[str, dict[str, Any]], d
             rows.append((name, d, value, se))
         if progress is not None:
             progress(d, len(perms) - 1)
-        elif d and (d % 25 == 0 or d == len(perms) - 1):
-            log.info("randomization: %d/%d draws (%.0f s)", d, len(perms) - 1, time.perf_counter() - t0)
+        elif d:
+            bar.update()
+    if bar is not None:
+        bar.close()
     return pd.DataFrame(rows, columns=["model", "draw", "estimate", "se"])
 
 

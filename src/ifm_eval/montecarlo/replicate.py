@@ -96,7 +96,10 @@ def run_replicate(cfg: dict[str, Any], design: str, seed: int, frame: pd.DataFra
     cells = cell_effects(panel, truth_counts_frame(world))
     t_data = time.perf_counter() - t0
     rows = []
-    for name, spec in replicate_specs(rcfg, models, analytic).items():
+    from ifm_eval.progress import track
+
+    specs = replicate_specs(rcfg, models, analytic)
+    for name, spec in track(list(specs.items()), f"replicate {design}/{seed}: specs estimated"):
         base = {"design": design, "seed": int(seed), "model": name, "estimator": spec["estimator"],
                 "outcome": spec["outcome"]}
         try:
