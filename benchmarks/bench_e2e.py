@@ -52,7 +52,7 @@ def per_rule(work: Path) -> pd.DataFrame:
                          "max_rss": float(pd.to_numeric(b["max_rss"], errors="coerce").iloc[-1])})
     d = pd.DataFrame(rows)
     t = d.groupby("rule").agg(jobs=("s", "size"), total_s=("s", "sum"), max_s=("s", "max"), peak_mb=("max_rss", "max"))
-    t["share_cpu"] = t["total_s"] / t["total_s"].sum()
+    t["cpu_pct"] = 100 * t["total_s"] / t["total_s"].sum()
     return t.sort_values("total_s", ascending=False)
 
 

@@ -7,10 +7,11 @@ wall time ``s``, peak resident memory ``max_rss`` in MB) are mapped to their rul
 script prints the number of jobs measured, the longest wall time, the highest peak memory,
 the declared ``mem_mb`` and ``runtime`` and the ratios measured / declared. ``--write`` sets
 ``mem_mb`` to 1.5 x the peak (rounded up to 250 MB, at least 500) and ``runtime`` (minutes)
-to 3 x the longest wall time (rounded up, at least 5) for every measured rule, keeping the
+to 3 x the longest wall time (rounded up, at least 5) for every measured rule, never below
+the value already declared (runs differ by load; ``--reset`` replaces), keeping the
 declared values of rules without measurements.
 
-Usage:  python benchmarks/resources.py [--dir .] [--write]
+Usage:  python benchmarks/resources.py [--dir .] [--write [--reset]]
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default=str(ROOT), help="workflow directory with logs/bench (default: the repository)")
     ap.add_argument("--write", action="store_true", help="update workflow/resources.yaml from the measurements")
+    ap.add_argument("--reset", action="store_true", help="with --write: replace, do not keep larger declared values")
     a = ap.parse_args(argv)
     doc = yaml.safe_load(RESOURCES.read_text(encoding="utf-8"))
     declared = doc["rules"]
@@ -100,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nrules over their declared resources: {', '.join(over.index)}")
     if a.write:
         for rule in m.index:
-            declared[rule] = {**declared.get(rule, {}), **proposal(m.loc[rule, "peak_mb"], m.loc[rule, "max_s"])}
+            new = proposal(m.loc[rule, "peak_mb"], m.loc[rule, "max_s"])
+            old = declared.get(rule, {})
+            # never below what an earlier measurement needed (unless --reset): runs differ by load
+            declared[rule] = {**old, **(new if a.reset else
+                                        {k: max(v, int(old.get(k, 0))) for k, v in new.items()})}
         doc["rules"] = dict(sorted(declared.items()))
         text = RESOURCES.read_text(encoding="utf-8").split("\nrules:")[0]
         RESOURCES.write_text(text + "\n" + yaml.safe_dump({"rules": doc["rules"]}, sort_keys=True), encoding="utf-8")
